@@ -1,0 +1,73 @@
+//! leaky-chat: an axum WebSocket chat with one clean route and several classic leaks.
+//!
+//! Run with: `cargo run -p leaky-chat -- --load` (see the repository README).
+//!
+//! | route | what it does | leakscope shows |
+//! |---|---|---|
+//! | `/ws` | chat; the two halves' tasks stop each other when the socket closes | nothing |
+//! | `/ws/leaky/forwarder` | the broadcast-forwarding task is never aborted and ignores send errors | one orphan per closed connection |
+//! | `/ws/leaky/heartbeat` | a helper starts a heartbeat with plain `tokio::spawn`, which spawns a ticker | two orphans per closed connection |
+//! | `/ws/leaky/bytes` | keeps each connection's messages in a global map after close | retained bytes per connection |
+
+pub mod chat;
+pub mod heartbeat;
+pub mod load;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use tokio::sync::broadcast;
+
+/// Shared state of the chat.
+#[derive(Clone)]
+pub struct AppState {
+    /// Every chat message goes to every connected client.
+    pub tx: broadcast::Sender<String>,
+    /// `/ws/leaky/bytes` keeps each connection's messages here, forever (the leak).
+    pub kept: Arc<Mutex<HashMap<u64, Vec<Vec<u8>>>>>,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl AppState {
+    /// A fresh chat.
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(256);
+        AppState {
+            tx,
+            kept: Arc::default(),
+            next_id: Arc::default(),
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The chat's routes. Tests call this and serve it on port 0.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(chat::index))
+        .route("/ws", get(chat::clean))
+        .route("/ws/leaky/forwarder", get(chat::leaky_forwarder))
+        .route("/ws/leaky/heartbeat", get(heartbeat::leaky_heartbeat))
+        .route("/ws/leaky/bytes", get(chat::leaky_bytes))
+        .with_state(state)
+}
+
+/// The routes `--load` and the load generator drive.
+pub const ROUTES: [&str; 4] = [
+    "/ws",
+    "/ws/leaky/forwarder",
+    "/ws/leaky/heartbeat",
+    "/ws/leaky/bytes",
+];

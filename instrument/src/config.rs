@@ -1,0 +1,224 @@
+//! Configuration: the [`Builder`], its defaults, and the `LEAKSCOPE_*` environment variables.
+
+use std::time::Duration;
+
+/// By default, a task alive this long after its connection's socket closed is an orphan.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// By default, a closed connection that leaks nothing is kept this long for the dashboard.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(60);
+/// By default, at most this many closed clean connections are kept.
+pub const DEFAULT_MAX_CLOSED_CONNECTIONS: usize = 1_000;
+/// By default, at most this many leaking connections (orphans or retained bytes) are kept with
+/// details; older ones are folded into the totals.
+pub const DEFAULT_MAX_LEAKING_CONNECTIONS: usize = 10_000;
+/// By default, the details of this many ended tasks are kept per connection.
+pub const DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION: usize = 32;
+/// By default, a closed connection retaining more than this many bytes past its grace period
+/// is flagged as leaking memory.
+pub const DEFAULT_RETAINED_BYTES_THRESHOLD: u64 = 64 * 1024;
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// See [`Builder::grace`].
+    pub grace: Duration,
+    /// See [`Builder::retention`].
+    pub retention: Duration,
+    /// See [`Builder::max_closed_connections`].
+    pub max_closed_connections: usize,
+    /// See [`Builder::max_leaking_connections`].
+    pub max_leaking_connections: usize,
+    /// See [`Builder::max_ended_tasks_per_connection`].
+    pub max_ended_tasks_per_connection: usize,
+    /// See [`Builder::retained_bytes_threshold`].
+    pub retained_bytes_threshold: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grace: DEFAULT_GRACE,
+            retention: DEFAULT_RETENTION,
+            max_closed_connections: DEFAULT_MAX_CLOSED_CONNECTIONS,
+            max_leaking_connections: DEFAULT_MAX_LEAKING_CONNECTIONS,
+            max_ended_tasks_per_connection: DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION,
+            retained_bytes_threshold: DEFAULT_RETAINED_BYTES_THRESHOLD,
+        }
+    }
+}
+
+/// An error from configuring leakscope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// [`Builder::install`] was called after leakscope had already started.
+    AlreadyInstalled,
+    /// A value is out of its range.
+    Invalid(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::AlreadyInstalled => f.write_str(
+                "leakscope is already configured: call Builder::install once, before the first \
+                 connection is tracked",
+            ),
+            ConfigError::Invalid(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Configures leakscope before the first connection is tracked.
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = leakscope::Builder::new().grace(Duration::from_millis(500)).config();
+/// assert_eq!(cfg.grace, Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: Config,
+    warnings: Vec<String>,
+}
+
+impl Builder {
+    /// Defaults, ignoring the environment.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Defaults overridden by `LEAKSCOPE_GRACE_MS`, `LEAKSCOPE_RETENTION_MS`,
+    /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING` and `LEAKSCOPE_RETAINED_BYTES`.
+    /// A variable that does not parse is ignored with a warning (printed and shown in the
+    /// snapshot); the default stays.
+    pub fn from_env() -> Self {
+        let mut b = Builder::new();
+        b.apply_env(|k| std::env::var(k).ok());
+        b
+    }
+
+    /// [`Builder::from_env`] with a custom lookup (for tests).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> &mut Self {
+        let mut num = |key: &str, min: u64| -> Option<u64> {
+            let raw = get(key)?;
+            match raw.trim().parse::<u64>() {
+                Ok(v) if v >= min => Some(v),
+                _ => {
+                    let msg = format!(
+                        "{key}={raw:?} is not a whole number >= {min}; using the default instead"
+                    );
+                    eprintln!("leakscope: {msg}");
+                    self.warnings.push(msg);
+                    None
+                }
+            }
+        };
+        if let Some(v) = num("LEAKSCOPE_GRACE_MS", 0) {
+            self.config.grace = Duration::from_millis(v);
+        }
+        if let Some(v) = num("LEAKSCOPE_RETENTION_MS", 0) {
+            self.config.retention = Duration::from_millis(v);
+        }
+        if let Some(v) = num("LEAKSCOPE_MAX_CLOSED", 1) {
+            self.config.max_closed_connections = v as usize;
+        }
+        if let Some(v) = num("LEAKSCOPE_MAX_LEAKING", 1) {
+            self.config.max_leaking_connections = v as usize;
+        }
+        if let Some(v) = num("LEAKSCOPE_RETAINED_BYTES", 0) {
+            self.config.retained_bytes_threshold = v;
+        }
+        self
+    }
+
+    /// How long a task may outlive its connection's socket before it is an orphan.
+    /// By default, [`DEFAULT_GRACE`].
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = grace;
+        self
+    }
+
+    /// How long a closed connection that leaks nothing stays visible.
+    /// By default, [`DEFAULT_RETENTION`].
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// How many closed clean connections are kept at most.
+    /// By default, [`DEFAULT_MAX_CLOSED_CONNECTIONS`]. Values below 1 become 1.
+    pub fn max_closed_connections(mut self, n: usize) -> Self {
+        self.config.max_closed_connections = n.max(1);
+        self
+    }
+
+    /// How many leaking connections keep their details; older ones are folded into totals.
+    /// By default, [`DEFAULT_MAX_LEAKING_CONNECTIONS`]. Values below 1 become 1.
+    pub fn max_leaking_connections(mut self, n: usize) -> Self {
+        self.config.max_leaking_connections = n.max(1);
+        self
+    }
+
+    /// How many ended tasks keep their details per connection.
+    /// By default, [`DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION`].
+    pub fn max_ended_tasks_per_connection(mut self, n: usize) -> Self {
+        self.config.max_ended_tasks_per_connection = n;
+        self
+    }
+
+    /// Bytes a closed connection may keep live past its grace period before it is flagged as
+    /// leaking memory. By default, [`DEFAULT_RETAINED_BYTES_THRESHOLD`].
+    pub fn retained_bytes_threshold(mut self, bytes: u64) -> Self {
+        self.config.retained_bytes_threshold = bytes;
+        self
+    }
+
+    /// The configuration this builder would install.
+    pub fn config(&self) -> Config {
+        self.config.clone()
+    }
+
+    /// Warnings collected while reading the environment.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Makes this the process-wide configuration. Call it once, before the first connection
+    /// is tracked; afterwards it returns [`ConfigError::AlreadyInstalled`] and changes nothing.
+    /// With the `enabled` feature off it does nothing and returns `Ok`.
+    pub fn install(self) -> Result<(), ConfigError> {
+        #[cfg(feature = "enabled")]
+        {
+            crate::collector::install(self.config, self.warnings)
+        }
+        #[cfg(not(feature = "enabled"))]
+        {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_env_values_are_reported_and_defaults_kept() {
+        let mut b = Builder::new();
+        b.apply_env(|k| match k {
+            "LEAKSCOPE_GRACE_MS" => Some("five".into()),
+            "LEAKSCOPE_RETENTION_MS" => Some(" 250 ".into()),
+            "LEAKSCOPE_MAX_CLOSED" => Some("0".into()),
+            _ => None,
+        });
+        let cfg = b.config();
+        assert_eq!(cfg.grace, DEFAULT_GRACE);
+        assert_eq!(cfg.retention, Duration::from_millis(250));
+        assert_eq!(cfg.max_closed_connections, DEFAULT_MAX_CLOSED_CONNECTIONS);
+        assert_eq!(b.warnings().len(), 2, "{:?}", b.warnings());
+        assert!(b.warnings()[0].contains("LEAKSCOPE_GRACE_MS"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Runtime setup: leakscope's four tokio task hooks (`--cfg tokio_unstable`).
+//!
+//! - spawn: runs on the spawning thread inside the parent's poll, so the parent's tag (set by a
+//!   scope or by the parent's own before-poll) is the child's: plain `tokio::spawn` in
+//!   third-party code and grandchildren inherit the connection.
+//! - before/after poll: set the thread's tag to the polled task's (a lock-free table lookup)
+//!   and back to untagged; they never lock, allocate or panic.
+//! - terminate: inside the last poll for completion, abort and panic; outside any poll for
+//!   tasks dropped at runtime shutdown, which is how `shutdown` is told apart.
+
+/// Adds leakscope's hooks to a tokio runtime builder. One line in `main`, composable with the
+/// rest of your runtime settings:
+///
+/// ```no_run
+/// use leakscope::RuntimeBuilderExt;
+/// let rt = tokio::runtime::Builder::new_multi_thread()
+///     .worker_threads(2)
+///     .enable_all()
+///     .leakscope()
+///     .build()
+///     .unwrap();
+/// ```
+///
+/// Without `--cfg tokio_unstable`, or with the `enabled` feature off, it changes nothing.
+pub trait RuntimeBuilderExt {
+    /// Installs leakscope's task hooks on this builder.
+    fn leakscope(&mut self) -> &mut Self;
+}
+
+impl RuntimeBuilderExt for tokio::runtime::Builder {
+    fn leakscope(&mut self) -> &mut Self {
+        #[cfg(all(feature = "enabled", tokio_unstable))]
+        imp::install(self, UserHooks::default());
+        self
+    }
+}
+
+/// A multi-thread runtime builder with `enable_all()` and leakscope's hooks:
+/// `leakscope::runtime().build()?.block_on(main_async())`.
+pub fn runtime() -> tokio::runtime::Builder {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all().leakscope();
+    b
+}
+
+#[cfg(tokio_unstable)]
+type Hook = std::sync::Arc<dyn Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync>;
+
+/// Your own task hooks, run after leakscope's. tokio keeps one callback per hook, so setting a
+/// hook on the builder after [`RuntimeBuilderExt::leakscope`] would replace leakscope's (it
+/// notices, warns and falls back to explicit-spawn mode); hand yours to
+/// [`UserHooks::install`] instead.
+#[derive(Default, Clone)]
+pub struct UserHooks {
+    #[cfg(tokio_unstable)]
+    spawn: Option<Hook>,
+    #[cfg(tokio_unstable)]
+    terminate: Option<Hook>,
+    #[cfg(tokio_unstable)]
+    before_poll: Option<Hook>,
+    #[cfg(tokio_unstable)]
+    after_poll: Option<Hook>,
+}
+
+#[cfg(tokio_unstable)]
+impl UserHooks {
+    /// Runs `f` after leakscope's spawn hook.
+    pub fn on_task_spawn(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.spawn = Some(std::sync::Arc::new(f));
+        self
+    }
+    /// Runs `f` after leakscope's terminate hook.
+    pub fn on_task_terminate(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.terminate = Some(std::sync::Arc::new(f));
+        self
+    }
+    /// Runs `f` after leakscope's before-poll hook.
+    pub fn on_before_task_poll(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.before_poll = Some(std::sync::Arc::new(f));
+        self
+    }
+    /// Runs `f` after leakscope's after-poll hook.
+    pub fn on_after_task_poll(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.after_poll = Some(std::sync::Arc::new(f));
+        self
+    }
+}
+
+impl UserHooks {
+    /// Installs leakscope's hooks followed by these on `builder`.
+    pub fn install(self, builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+        #[cfg(all(feature = "enabled", tokio_unstable))]
+        imp::install(builder, self);
+        builder
+    }
+}
+
+#[cfg(all(feature = "enabled", tokio_unstable))]
+mod imp {
+    use std::sync::Once;
+
+    use tokio::runtime::TaskMeta;
+
+    use super::UserHooks;
+    use crate::snapshot::EndedBy;
+    use crate::{alloc, collector, tag, task_table};
+
+    pub(super) fn install(b: &mut tokio::runtime::Builder, user: UserHooks) {
+        collector::get().mark_hooks_installed();
+        install_panic_hook();
+        let UserHooks {
+            spawn,
+            terminate,
+            before_poll,
+            after_poll,
+        } = user;
+        b.on_task_spawn(move |m| {
+            on_spawn(m);
+            if let Some(f) = &spawn {
+                f(m)
+            }
+        })
+        .on_task_terminate(move |m| {
+            on_terminate(m);
+            if let Some(f) = &terminate {
+                f(m)
+            }
+        })
+        .on_before_task_poll(move |m| {
+            before_poll_hook(m);
+            if let Some(f) = &before_poll {
+                f(m)
+            }
+        })
+        .on_after_task_poll(move |m| {
+            after_poll_hook(m);
+            if let Some(f) = &after_poll {
+                f(m)
+            }
+        });
+    }
+
+    /// Marks the task being polled when its poll panics (chained before the previous hook).
+    fn install_panic_hook() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let prev = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                tag::mark_panicked_poll();
+                prev(info)
+            }));
+        });
+    }
+
+    fn on_spawn(m: &TaskMeta<'_>) {
+        let info = crate::spawn::take_pending();
+        let mut t = tag::current();
+        if t == tag::UNTAGGED {
+            t = crate::io::take_accepted_for_spawn();
+        }
+        if t == tag::UNTAGGED {
+            return;
+        }
+        let id = tag::task_id_u64(m.id());
+        task_table::insert(id, t);
+        collector::get().task_spawned(t, id, m.spawned_at(), info.unwrap_or_default());
+    }
+
+    fn on_terminate(m: &TaskMeta<'_>) {
+        let id = tag::task_id_u64(m.id());
+        if task_table::remove(id) == tag::UNTAGGED {
+            return;
+        }
+        let ended_by = if tag::polling() != id {
+            EndedBy::Shutdown
+        } else if tag::take_panicked() == id {
+            EndedBy::Panicked
+        } else if tag::take_dropped_early() == id {
+            EndedBy::Aborted
+        } else {
+            EndedBy::Completed
+        };
+        collector::get().task_ended(id, ended_by);
+    }
+
+    #[inline]
+    fn before_poll_hook(m: &TaskMeta<'_>) {
+        let id = tag::task_id_u64(m.id());
+        alloc::flush();
+        tag::set_polling(id);
+        tag::set(task_table::get(id));
+    }
+
+    #[inline]
+    fn after_poll_hook(_m: &TaskMeta<'_>) {
+        alloc::flush();
+        tag::set(tag::UNTAGGED);
+        tag::set_polling(0);
+    }
+}

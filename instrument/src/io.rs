@@ -1,0 +1,168 @@
+//! Tracking any `AsyncRead + AsyncWrite` stream: the connection closes at read EOF, a read or
+//! write error, shutdown, or when the stream is dropped, whichever comes first.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::Connection;
+
+pin_project_lite::pin_project! {
+    /// A stream whose connection closes with the socket. See [`track`].
+    pub struct TrackedIo<S> {
+        #[pin]
+        inner: S,
+        conn: Connection,
+    }
+
+    impl<S> PinnedDrop for TrackedIo<S> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().conn.close_because("socket dropped");
+        }
+    }
+}
+
+/// Opens a connection for `stream` (labelled `label`, with an optional peer address) and
+/// closes it when the socket closes. Use [`TrackedIo::connection`] to run the handler in its
+/// scope. With the `enabled` feature off this only wraps the stream.
+pub fn track<S>(stream: S, label: &str, peer: Option<String>) -> TrackedIo<S> {
+    TrackedIo::new(stream, Connection::open(label, peer))
+}
+
+impl<S> TrackedIo<S> {
+    /// Tracks `stream` as `conn`'s socket.
+    pub fn new(stream: S, conn: Connection) -> Self {
+        TrackedIo {
+            inner: stream,
+            conn,
+        }
+    }
+
+    /// The connection this socket belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for TrackedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let wanted = buf.remaining() > 0;
+        let out = this.inner.poll_read(cx, buf);
+        match &out {
+            Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => {
+                this.conn.close_because("read EOF")
+            }
+            Poll::Ready(Err(_)) => this.conn.close_because("read error"),
+            _ => {}
+        }
+        out
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for TrackedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let out = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Err(_)) = &out {
+            this.conn.close_because("write error");
+        }
+        out
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let out = this.inner.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Err(_)) = &out {
+            this.conn.close_because("write error");
+        }
+        out
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let out = this.inner.poll_shutdown(cx);
+        if out.is_ready() {
+            this.conn.close_because("shutdown");
+        }
+        out
+    }
+}
+
+// -- accept -> spawn hand-off -------------------------------------------------------------
+//
+// A server's accept loop spawns the connection's task right after `accept` returns, in the
+// same poll. The listener wrapper leaves the new connection's tag here, keyed by the accepting
+// task; the spawn hook hands it to the next task that task spawns on this thread.
+
+#[cfg(feature = "enabled")]
+mod handoff {
+    use std::cell::Cell;
+
+    thread_local! {
+        static ACCEPTED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+
+    fn parent() -> u64 {
+        tokio::task::try_id().map_or(0, crate::tag::task_id_u64)
+    }
+
+    /// Called by the listener wrapper as `accept` returns.
+    pub(crate) fn set_accepted(tag: u64) {
+        let p = parent();
+        let _ = ACCEPTED.try_with(|c| c.set((p, tag)));
+    }
+
+    /// Called by the spawn hook when the spawning code is untagged.
+    pub(crate) fn take_accepted_for_spawn() -> u64 {
+        let p = parent();
+        ACCEPTED
+            .try_with(|c| {
+                let (owner, tag) = c.get();
+                if tag != 0 && owner == p {
+                    c.set((0, 0));
+                    tag
+                } else {
+                    0
+                }
+            })
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(feature = "enabled")]
+#[allow(unused_imports)]
+pub(crate) use handoff::{set_accepted, take_accepted_for_spawn};

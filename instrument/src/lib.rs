@@ -1,0 +1,107 @@
+//! leakscope: which tasks and which bytes outlived the connection that created them.
+//!
+//! Wrap a socket handler in one line and leakscope opens a *connection scope*: every task
+//! spawned while it runs (plain `tokio::spawn` in third-party code and grandchildren included)
+//! and every byte allocated by its code is tagged with the connection. A task still alive a
+//! grace period after its socket closed is an **orphan**; bytes still live then are
+//! **retained**. [`snapshot`] returns it all as plain data; the `leakscope-dashboard` crate
+//! shows it live in a browser.
+//!
+//! Everything is behind the `enabled` feature, off by default: off, every wrapper is a
+//! pass-through and nothing runs. See the repository README for adoption.
+//!
+//! Modes ([`Mode`]):
+//! - `hooks` — built with `--cfg tokio_unstable` and a runtime from [`runtime`] /
+//!   [`RuntimeBuilderExt::leakscope`]: every task is seen.
+//! - `explicit-spawn` — otherwise: only tasks spawned with [`spawn`] / [`spawn_named`] are.
+//! - `disabled` — the feature is off.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod alloc;
+mod assert;
+#[cfg(feature = "axum")]
+pub mod axum;
+mod clock;
+#[cfg(feature = "enabled")]
+mod collector;
+mod config;
+mod conn;
+#[cfg(feature = "console")]
+pub mod console;
+mod hooks;
+pub mod io;
+#[cfg(feature = "enabled")]
+mod slots;
+mod snapshot;
+mod spawn;
+#[cfg(feature = "enabled")]
+mod tag;
+#[cfg(feature = "enabled")]
+mod task_table;
+
+pub use assert::{OrphanReport, Verify, assert_no_orphans};
+pub use clock::now_ms;
+pub use config::{
+    Builder, Config, ConfigError, DEFAULT_GRACE, DEFAULT_MAX_CLOSED_CONNECTIONS,
+    DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION, DEFAULT_MAX_LEAKING_CONNECTIONS,
+    DEFAULT_RETAINED_BYTES_THRESHOLD, DEFAULT_RETENTION,
+};
+pub use conn::{Connection, Scoped, scope};
+pub use hooks::{RuntimeBuilderExt, UserHooks, runtime};
+pub use snapshot::{
+    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskState, Totals,
+};
+pub use spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};
+
+/// Whether the `enabled` feature is on (tracking compiled in).
+pub const ENABLED: bool = cfg!(feature = "enabled");
+
+/// The active mode.
+pub fn mode() -> Mode {
+    #[cfg(feature = "enabled")]
+    {
+        collector::get().mode()
+    }
+    #[cfg(not(feature = "enabled"))]
+    Mode::Disabled
+}
+
+/// Everything leakscope knows now. Cheap enough to call every second; with the feature off it
+/// is an empty snapshot in `disabled` mode.
+pub fn snapshot() -> Snapshot {
+    #[cfg(feature = "enabled")]
+    {
+        collector::get().snapshot()
+    }
+    #[cfg(not(feature = "enabled"))]
+    Snapshot::empty(Mode::Disabled, DEFAULT_GRACE.as_millis() as u64)
+}
+
+/// The effective configuration (defaults, environment, or what [`Builder::install`] set).
+pub fn config() -> Config {
+    #[cfg(feature = "enabled")]
+    {
+        collector::get().config.clone()
+    }
+    #[cfg(not(feature = "enabled"))]
+    Config::default()
+}
+
+/// Runs `f` without charging its allocations or spawns to the current connection: for tools
+/// (the dashboard) that run inside a tracked process.
+pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "enabled")]
+    {
+        let _g = tag::untracked();
+        f()
+    }
+    #[cfg(not(feature = "enabled"))]
+    f()
+}
+
+/// Whether [`spawn`] was asked for in a mode that cannot see plain spawns, etc.: the snapshot's
+/// warnings, for printing at startup.
+pub fn warnings() -> Vec<String> {
+    snapshot().warnings
+}

@@ -1,0 +1,259 @@
+//! The snapshot: plain data describing every tracked connection and task.
+//!
+//! These types are the public JSON contract of `GET /api/snapshot`. Field names never change;
+//! new fields may be added (the structs are `#[non_exhaustive]`).
+
+use serde::{Deserialize, Serialize};
+
+/// Which tracking mode is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// tokio's runtime hooks tag every task spawned while a connection's code runs.
+    Hooks,
+    /// Only tasks spawned with [`crate::spawn`] are tagged (no `--cfg tokio_unstable`, or the
+    /// runtime was built without leakscope's hooks).
+    ExplicitSpawn,
+    /// The `enabled` feature is off: nothing is tracked.
+    Disabled,
+}
+
+impl Mode {
+    /// The mode as it appears in JSON (`"hooks"`, `"explicit-spawn"`, `"disabled"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Hooks => "hooks",
+            Mode::ExplicitSpawn => "explicit-spawn",
+            Mode::Disabled => "disabled",
+        }
+    }
+
+    /// What this mode cannot see, in one sentence for humans.
+    pub fn limits(self) -> &'static str {
+        match self {
+            Mode::Hooks => {
+                "Sees every task spawned while a connection's code runs, except spawn_blocking \
+                 closures started with plain tokio::task::spawn_blocking and LocalSet tasks."
+            }
+            Mode::ExplicitSpawn => {
+                "Sees only tasks spawned with leakscope::spawn; plain tokio::spawn (also inside \
+                 third-party code such as axum's upgrade task) is invisible. Build with \
+                 RUSTFLAGS=\"--cfg tokio_unstable\" and leakscope::runtime() for full tracking."
+            }
+            Mode::Disabled => "The leakscope `enabled` feature is off: nothing is tracked.",
+        }
+    }
+}
+
+/// Whether a connection's socket is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnState {
+    /// The socket is open.
+    Open,
+    /// The socket closed (close frame, EOF, error, or every half dropped).
+    Closed,
+}
+
+/// Whether a task is still alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Spawned and not yet ended.
+    Alive,
+    /// Ended (see [`EndedBy`]).
+    Ended,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndedBy {
+    /// Its future returned.
+    Completed,
+    /// It was aborted (`JoinHandle::abort`, a dropped `JoinSet`, ...).
+    Aborted,
+    /// Its future panicked.
+    Panicked,
+    /// It was still pending when the runtime shut down.
+    Shutdown,
+}
+
+impl EndedBy {
+    /// The name as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Completed => "completed",
+            EndedBy::Aborted => "aborted",
+            EndedBy::Panicked => "panicked",
+            EndedBy::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Everything leakscope knows, at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// The active tracking mode.
+    pub mode: Mode,
+    /// What the active mode cannot see.
+    pub mode_limits: String,
+    /// The grace period after a socket closes before its live tasks count as orphans.
+    pub grace_ms: u64,
+    /// Bytes a closed connection may keep live before it is flagged as leaking memory.
+    pub retained_bytes_threshold: u64,
+    /// When this snapshot was taken (Unix milliseconds).
+    pub taken_at_ms: u64,
+    /// Tracked connections, newest first.
+    pub connections: Vec<ConnectionInfo>,
+    /// Tracked tasks (alive ones always; a bounded number of ended ones per connection).
+    pub tasks: Vec<TaskInfo>,
+    /// Exact counts since start, including evicted connections.
+    pub totals: Totals,
+    /// Heap totals (all zero until the tracking allocator is installed).
+    pub heap: HeapTotals,
+    /// Misconfigurations and dropped data, in words.
+    pub warnings: Vec<String>,
+}
+
+/// One connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// leakscope's connection id (process-wide, never reused).
+    pub id: u64,
+    /// The route or listener name.
+    pub label: String,
+    /// The peer address, when known.
+    pub peer: Option<String>,
+    /// Open or closed.
+    pub state: ConnState,
+    /// When the connection opened (Unix milliseconds).
+    pub opened_at_ms: u64,
+    /// When its socket closed (Unix milliseconds), if it has.
+    pub closed_at_ms: Option<u64>,
+    /// What closed it ("close frame received", "eof", "dropped", ...).
+    pub close_reason: Option<String>,
+    /// Tasks of this connection still alive.
+    pub live_tasks: u64,
+    /// Alive tasks that outlived the socket by more than the grace period.
+    pub orphan_tasks: u64,
+    /// Tasks spawned for this connection, in total.
+    pub tasks_spawned: u64,
+    /// Bytes allocated by this connection and not yet freed.
+    pub live_bytes: u64,
+    /// Live bytes of a closed connection whose grace period has passed.
+    pub retained_bytes: u64,
+    /// Bytes allocated in total.
+    pub allocated_bytes: u64,
+    /// Bytes freed in total.
+    pub freed_bytes: u64,
+    /// Blocks allocated and not yet freed.
+    pub live_blocks: u64,
+    /// Whether its retained bytes exceed the threshold.
+    pub leaking_memory: bool,
+}
+
+/// One task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// tokio's task id: the number tokio-console shows.
+    pub id: u64,
+    /// The connection it belongs to.
+    pub conn_id: u64,
+    /// `conn=<id> <name>`: the name given to [`crate::spawn_named`], or the spawn location.
+    pub name: String,
+    /// `file:line:col` of the spawn call.
+    pub spawned_at: String,
+    /// Alive or ended.
+    pub state: TaskState,
+    /// How it ended, once it has.
+    pub ended_by: Option<EndedBy>,
+    /// When it was spawned (Unix milliseconds).
+    pub spawned_at_ms: u64,
+    /// When it ended (Unix milliseconds).
+    pub ended_at_ms: Option<u64>,
+    /// Alive past its connection's close plus the grace period.
+    pub orphan: bool,
+    /// How long it has outlived (or outlived) its socket's close, in milliseconds.
+    pub outlived_close_ms: Option<u64>,
+    /// Declared at spawn to outlive its connection ([`crate::spawn_detached`]); never an orphan.
+    pub detached: bool,
+    /// `"async"` or `"blocking"`.
+    pub kind: String,
+}
+
+/// Exact counters since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Connections opened.
+    pub connections_opened: u64,
+    /// Connections whose socket closed.
+    pub connections_closed: u64,
+    /// Tasks tagged with a connection.
+    pub tasks_spawned: u64,
+    /// Tasks that are orphans right now (also those of evicted connections).
+    pub orphan_tasks: u64,
+    /// Tagged tasks alive right now.
+    pub live_tasks: u64,
+    /// Connections open right now.
+    pub open_connections: u64,
+    /// Connections whose details were evicted (their counts stay in these totals).
+    pub connections_evicted: u64,
+    /// Connections opened but not tracked because every slot was in use.
+    pub connections_untracked: u64,
+    /// Connections flagged as leaking memory right now.
+    pub connections_leaking_memory: u64,
+}
+
+/// Heap totals from the tracking allocator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HeapTotals {
+    /// Whether `TrackingAlloc` is the global allocator and tracking.
+    pub tracking: bool,
+    /// Live bytes charged to connections.
+    pub connection_live_bytes: u64,
+    /// Retained bytes of closed connections.
+    pub retained_bytes: u64,
+    /// Live bytes not charged to any connection.
+    pub untagged_live_bytes: u64,
+    /// Live bytes whose connection was evicted.
+    pub evicted_live_bytes: u64,
+}
+
+impl Snapshot {
+    /// An empty snapshot in the given mode.
+    pub fn empty(mode: Mode, grace_ms: u64) -> Self {
+        Snapshot {
+            mode,
+            mode_limits: mode.limits().to_owned(),
+            grace_ms,
+            retained_bytes_threshold: 0,
+            taken_at_ms: crate::clock::now_ms(),
+            connections: Vec::new(),
+            tasks: Vec::new(),
+            totals: Totals::default(),
+            heap: HeapTotals::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The orphan tasks, oldest close first.
+    pub fn orphans(&self) -> impl Iterator<Item = &TaskInfo> {
+        self.tasks.iter().filter(|t| t.orphan)
+    }
+
+    /// The connection with this id, if still tracked.
+    pub fn connection(&self, id: u64) -> Option<&ConnectionInfo> {
+        self.connections.iter().find(|c| c.id == id)
+    }
+
+    /// The tasks of one connection.
+    pub fn tasks_of(&self, conn_id: u64) -> impl Iterator<Item = &TaskInfo> {
+        self.tasks.iter().filter(move |t| t.conn_id == conn_id)
+    }
+}
