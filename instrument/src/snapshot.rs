@@ -171,6 +171,10 @@ pub struct TaskInfo {
     pub state: TaskState,
     /// How it ended, once it has.
     pub ended_by: Option<EndedBy>,
+    /// Whether `ended_by` is certain. In `hooks` mode tokio does not tell whether a plain
+    /// `tokio::spawn`ed task returned or was aborted: both show as `completed` with this
+    /// `false`. Tasks spawned with [`crate::spawn`] & co. are always exact.
+    pub ended_by_exact: Option<bool>,
     /// When it was spawned (Unix milliseconds).
     pub spawned_at_ms: u64,
     /// When it ended (Unix milliseconds).

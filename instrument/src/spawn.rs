@@ -126,6 +126,7 @@ mod imp {
             name: name.map(Into::into),
             detached,
             blocking: false,
+            wrapped: true,
         };
         if c.mode() == Mode::Hooks {
             let task_name = match (c.conn_of_tag(t), name) {
@@ -194,6 +195,7 @@ mod imp {
                 guard.id = tag::task_id_u64(id);
                 let info = SpawnInfo {
                     blocking: true,
+                    wrapped: true,
                     ..SpawnInfo::default()
                 };
                 collector::get().task_spawned(t, guard.id, location, info);

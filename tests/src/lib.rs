@@ -1,1 +1,145 @@
-//! Shared harness for the end-to-end tests.
+//! Shared harness for leakscope's end-to-end tests: real servers on port 0, real WebSocket
+//! clients, and waits on conditions with deadlines.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A WebSocket client over a TCP connection whose local address we know (it is the server's
+/// `peer`, which identifies the connection in the snapshot).
+pub struct Client {
+    /// The socket.
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The client's address = the server's view of the peer.
+    pub local: SocketAddr,
+}
+
+impl Client {
+    /// Connects to `ws://server{route}`.
+    pub async fn connect(server: SocketAddr, route: &str) -> Client {
+        let tcp = TcpStream::connect(server).await.expect("connect");
+        let local = tcp.local_addr().expect("local addr");
+        let url = format!("ws://{server}{route}");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("websocket handshake");
+        Client { ws, local }
+    }
+
+    /// Sends a text message and waits (≤10 s) for any reply.
+    pub async fn round_trip(&mut self, text: &str) -> Message {
+        self.ws.send(Message::text(text)).await.expect("send");
+        tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+            .await
+            .expect("reply within 10 s")
+            .expect("stream open")
+            .expect("no error")
+    }
+
+    /// Sends a close frame and waits for the server's (or the end of the stream).
+    pub async fn close(mut self) {
+        self.ws.close(None).await.expect("close");
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
+    /// Drops the TCP connection without a close frame.
+    pub fn drop_tcp(self) {
+        drop(self.ws);
+    }
+
+    /// The peer string the server records for this client.
+    pub fn peer(&self) -> String {
+        self.local.to_string()
+    }
+}
+
+/// Serves `app` behind leakscope's tracked listener on `127.0.0.1:0`; returns its address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(leakscope::axum::track_listener(listener), app)
+            .await
+            .expect("serve");
+    });
+    addr
+}
+
+/// Serves leaky-chat on port 0.
+pub async fn serve_chat() -> SocketAddr {
+    serve(leaky_chat::app(leaky_chat::AppState::new())).await
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\nsnapshot: {}",
+                serde_json::to_string_pretty(&leakscope::snapshot()).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The connection whose peer is `peer`, if tracked.
+pub fn conn_by_peer(peer: &str) -> Option<leakscope::ConnectionInfo> {
+    leakscope::snapshot()
+        .connections
+        .into_iter()
+        .find(|c| c.peer.as_deref() == Some(peer))
+}
+
+/// Every connection whose peer is `peer`.
+pub fn conns_by_peer(peer: &str) -> Vec<leakscope::ConnectionInfo> {
+    leakscope::snapshot()
+        .connections
+        .into_iter()
+        .filter(|c| c.peer.as_deref() == Some(peer))
+        .collect()
+}
+
+/// The tasks of connection `id`.
+pub fn tasks_of(id: u64) -> Vec<leakscope::TaskInfo> {
+    leakscope::snapshot()
+        .tasks
+        .into_iter()
+        .filter(|t| t.conn_id == id)
+        .collect()
+}
+
+/// Runs `fut` on a fresh multi-thread runtime with leakscope's hooks (2 workers).
+pub fn run<F: Future>(fut: F) -> F::Output {
+    leakscope::runtime()
+        .worker_threads(2)
+        .build()
+        .expect("runtime")
+        .block_on(fut)
+}
+
+/// Whether this build can see plain `tokio::spawn` (hooks mode).
+pub fn hooks_mode() -> bool {
+    leakscope::mode() == leakscope::Mode::Hooks
+}
+
+/// Sets the grace period for this test binary (first call wins).
+pub fn init(grace: Duration) {
+    let _ = leakscope::Builder::new().grace(grace).install();
+}

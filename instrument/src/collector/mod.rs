@@ -24,6 +24,8 @@ pub(crate) struct SpawnInfo {
     pub name: Option<Box<str>>,
     pub detached: bool,
     pub blocking: bool,
+    /// Spawned through leakscope's wrapper, which sees exactly how the task ends.
+    pub wrapped: bool,
 }
 
 pub(crate) struct Collector {

@@ -53,6 +53,7 @@ pub(crate) struct Task {
     pub ended_by: Option<EndedBy>,
     pub detached: bool,
     pub blocking: bool,
+    pub wrapped: bool,
 }
 
 pub(crate) struct State {
@@ -228,6 +229,7 @@ impl State {
                 ended_by: None,
                 detached: info.detached,
                 blocking: info.blocking,
+                wrapped: info.wrapped,
             },
         );
         self.reclassify(conn_id);

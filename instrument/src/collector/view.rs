@@ -3,7 +3,7 @@
 use super::state::{Class, State};
 use crate::slots;
 use crate::snapshot::{
-    ConnState, ConnectionInfo, HeapTotals, Mode, Snapshot, TaskInfo, TaskState, Totals,
+    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskState, Totals,
 };
 
 pub(super) fn snapshot(st: &State, mode: Mode) -> Snapshot {
@@ -42,6 +42,7 @@ pub(super) fn snapshot(st: &State, mode: Mode) -> Snapshot {
                 TaskState::Ended
             },
             ended_by: t.ended_by,
+            ended_by_exact: t.ended_by.map(|e| t.wrapped || e != EndedBy::Completed),
             spawned_at_ms: t.spawned_at_ms,
             ended_at_ms: t.ended_at_ms,
             orphan,
