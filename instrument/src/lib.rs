@@ -40,6 +40,7 @@ mod tag;
 #[cfg(feature = "enabled")]
 mod task_table;
 
+pub use alloc::TrackingAlloc;
 pub use assert::{OrphanReport, Verify, assert_no_orphans};
 pub use clock::now_ms;
 pub use config::{

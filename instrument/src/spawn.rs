@@ -221,6 +221,7 @@ mod imp {
                 };
                 collector::get().task_ended(self.id, how);
             }
+            crate::alloc::flush();
         }
     }
 

@@ -2,6 +2,10 @@
 //! clients, and waits on conditions with deadlines.
 
 use std::future::Future;
+
+/// Every test binary linking this harness charges heap bytes to connections.
+#[global_allocator]
+static ALLOC: leakscope::TrackingAlloc<std::alloc::System> = leakscope::TrackingAlloc::system();
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,1 +1,131 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's automation, in Rust, with no dependencies.
+//!
+//! - `ci`    — everything CI runs (fmt, clippy, docs, all tests including the browser test,
+//!   the feature-off build, the explicit-spawn run without `tokio_unstable`).
+//! - `test`  — the test suites only.
+//! - `demo`  — the README demo: leaky-chat with `--load` and the live dashboard.
+//! - `bench` — the load-generator benchmark (see docs/benchmarks.md).
+//! - `miri`  — the allocator's unit tests under Miri, if a nightly toolchain with Miri exists.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    let result = match task {
+        "ci" => ci(),
+        "test" => test(),
+        "demo" => demo(rest),
+        "bench" => bench(rest),
+        "miri" => miri(),
+        "help" | "-h" | "--help" => {
+            println!("usage: cargo xtask <ci|test|demo|bench|miri>");
+            Ok(())
+        }
+        other => Err(format!(
+            "unknown task {other:?}; expected one of ci, test, demo, bench, miri"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `cargo <args>` with extra environment, failing on a non-zero exit.
+fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("\n==> cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    eprintln!(
+        "<== cargo {} ({:.0} s)",
+        args.join(" "),
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    )?;
+    cargo(
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "--cfg tokio_unstable -D warnings")],
+    )?;
+    test()?;
+    // The feature off: a user's release build. leakscope compiles to pass-throughs.
+    cargo(&["build", "-p", "leakscope"], &[])?;
+    cargo(&["build", "-p", "leaky-chat", "--no-default-features"], &[])?;
+    cargo(
+        &["test", "-p", "leaky-chat", "--no-default-features", "--test", "disabled"],
+        &[],
+    )?;
+    // Explicit-spawn mode: the same end-to-end tests without tokio_unstable (own target dir,
+    // so the two configurations do not rebuild each other).
+    cargo(
+        &[
+            "test",
+            "-p",
+            "leakscope-tests",
+            "--target-dir",
+            "target/explicit-spawn",
+        ],
+        &[("RUSTFLAGS", ""), ("CARGO_BUILD_RUSTFLAGS", "")],
+    )?;
+    eprintln!("\nxtask ci: all green");
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    cargo(&["test", "--workspace"], &[])
+}
+
+fn demo(rest: &[String]) -> Result<(), String> {
+    let mut args = vec!["run", "--release", "-p", "leaky-chat", "--", "--load"];
+    args.extend(rest.iter().map(String::as_str));
+    cargo(&args, &[])
+}
+
+fn bench(rest: &[String]) -> Result<(), String> {
+    let mut args = vec!["run", "--release", "-p", "loadgen", "--bin", "bench", "--"];
+    args.extend(rest.iter().map(String::as_str));
+    cargo(&args, &[])
+}
+
+fn miri() -> Result<(), String> {
+    let probe = Command::new("cargo")
+        .args(["+nightly", "miri", "--version"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => cargo(
+            &[
+                "+nightly", "miri", "test", "-p", "leakscope", "--features", "enabled", "--lib",
+                "alloc",
+            ],
+            &[],
+        ),
+        _ => {
+            eprintln!(
+                "xtask miri: SKIPPED — no nightly toolchain with Miri here \
+                 (rustup toolchain install nightly --component miri)"
+            );
+            Ok(())
+        }
+    }
+}

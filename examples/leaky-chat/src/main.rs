@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use leaky_chat::{AppState, app, load};
 
+/// Per-connection heap accounting (a pass-through with leakscope's feature off).
+#[global_allocator]
+static ALLOC: leakscope::TrackingAlloc<std::alloc::System> = leakscope::TrackingAlloc::system();
+
 struct Args {
     load: bool,
     connections: u64,

@@ -1,0 +1,198 @@
+//! The allocator's rules, exercised directly on a `TrackingAlloc<System>` instance (no global
+//! state besides the slot counters), so they can run under Miri. The crate's unit tests also
+//! run with `TrackingAlloc` as their global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::TrackingAlloc;
+use crate::{slots, tag};
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<System> = TrackingAlloc::system();
+
+static ALLOCATED_BEFORE_MAIN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn before_main() {
+    let v: Vec<u64> = (0..100).collect();
+    ALLOCATED_BEFORE_MAIN.store(v.iter().sum::<u64>() == 4950, Ordering::Relaxed);
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
+#[used]
+// SAFETY: `.init_array` holds `extern "C" fn()` pointers run by the loader before `main`;
+// `before_main` has that signature and only uses the allocator and an atomic.
+#[unsafe(link_section = ".init_array")]
+static RUN_BEFORE_MAIN: extern "C" fn() = before_main;
+
+const A: TrackingAlloc<System> = TrackingAlloc::system();
+
+fn sizes() -> Vec<usize> {
+    if cfg!(miri) {
+        vec![1, 7, 8, 24, 1024]
+    } else {
+        vec![1, 7, 8, 24, 63, 1000, 1024, 4096, 65_536, 3 << 20]
+    }
+}
+
+fn fill(p: *mut u8, n: usize, seed: u8) {
+    for i in 0..n {
+        // SAFETY: the caller passes a live block of at least `n` bytes.
+        unsafe { p.add(i).write(seed.wrapping_add(i as u8)) };
+    }
+}
+
+fn check(p: *const u8, n: usize, seed: u8) {
+    for i in 0..n {
+        // SAFETY: the caller passes a live block of at least `n` initialised bytes.
+        let b = unsafe { p.add(i).read() };
+        assert_eq!(b, seed.wrapping_add(i as u8), "byte {i} of {n}");
+    }
+}
+
+#[test]
+fn every_alignment_and_size_round_trips_through_realloc() {
+    for shift in 0..=12 {
+        let align = 1usize << shift;
+        for size in sizes() {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero size; every pointer is used within its layout and freed once
+            // with the layout it was (re)allocated with.
+            unsafe {
+                let p = A.alloc(layout);
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0, "align {align} size {size}");
+                fill(p, size, 3);
+                let grown = A.realloc(p, layout, size * 2);
+                assert!(!grown.is_null());
+                assert_eq!(grown as usize % align, 0, "grown, align {align}");
+                check(grown, size, 3);
+                let big = Layout::from_size_align(size * 2, align).unwrap();
+                let shrunk = A.realloc(grown, big, size.div_ceil(2));
+                assert_eq!(shrunk as usize % align, 0, "shrunk, align {align}");
+                check(shrunk, size.div_ceil(2), 3);
+                A.dealloc(shrunk, Layout::from_size_align(size.div_ceil(2), align).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn alloc_zeroed_is_zeroed_under_every_alignment() {
+    for shift in 0..=12 {
+        let layout = Layout::from_size_align(4096 + 17, 1 << shift).unwrap();
+        // SAFETY: non-zero size; read within the block, freed once with its layout.
+        unsafe {
+            let p = A.alloc_zeroed(layout);
+            assert!(!p.is_null());
+            assert!((0..layout.size()).all(|i| p.add(i).read() == 0));
+            A.dealloc(p, layout);
+        }
+    }
+}
+
+#[test]
+fn oversized_requests_return_null_instead_of_panicking() {
+    // The header pushes this layout past what any allocator can give (or past isize::MAX).
+    let layout = Layout::from_size_align(isize::MAX as usize - 15, 16).unwrap();
+    // SAFETY: a valid non-zero layout; a null result is allowed and checked.
+    let p = unsafe { A.alloc(layout) };
+    assert!(p.is_null());
+    let small = Layout::from_size_align(16, 8).unwrap();
+    // SAFETY: `p2` is a live 16-byte block; realloc to an overflowing size must fail cleanly
+    // and leave the block valid, which the dealloc then frees.
+    unsafe {
+        let p2 = A.alloc(small);
+        assert!(A.realloc(p2, small, usize::MAX - 2).is_null());
+        A.dealloc(p2, small);
+    }
+}
+
+#[test]
+fn blocks_are_charged_to_the_tag_that_allocated_them_and_credited_on_free() {
+    let slot = slots::MAX_SLOTS - 4;
+    slots::recycle(slot, 0, 7);
+    let t = tag::make(slot, 7);
+    let layout = Layout::from_size_align(100, 8).unwrap();
+    // SAFETY: a live block freed once with its layout (after a realloc to 300 bytes).
+    let p = unsafe {
+        let _g = tag::enter(t);
+        A.alloc(layout)
+    };
+    crate::alloc::flush();
+    assert_eq!(slots::read(t).live_bytes(), 100);
+    // realloc outside the scope stays with the owner; the free credits it.
+    // SAFETY: as above.
+    unsafe {
+        let p = A.realloc(p, layout, 300);
+        crate::alloc::flush();
+        assert_eq!(slots::read(t).live_bytes(), 300);
+        A.dealloc(p, Layout::from_size_align(300, 8).unwrap());
+    }
+    crate::alloc::flush();
+    let c = slots::read(t);
+    assert_eq!((c.live_bytes(), c.live_blocks()), (0, 0));
+    assert_eq!(c.alloc_bytes, 400);
+}
+
+/// An inner allocator that allocates for its own bookkeeping, as dhat does.
+struct Bookkeeping;
+
+// SAFETY: forwards to `System`; the extra `Vec` is an ordinary allocation via the global
+// allocator and is freed before returning.
+unsafe impl GlobalAlloc for Bookkeeping {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let note = vec![0u8; 1000];
+        std::hint::black_box(&note);
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[test]
+fn an_inner_allocators_own_bookkeeping_is_not_charged_to_the_connection() {
+    let slot = slots::MAX_SLOTS - 5;
+    slots::recycle(slot, 0, 3);
+    let t = tag::make(slot, 3);
+    let nested = TrackingAlloc::new(Bookkeeping);
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    // SAFETY: a live block freed once with its layout.
+    unsafe {
+        let _g = tag::enter(t);
+        let p = nested.alloc(layout);
+        crate::alloc::flush();
+        assert_eq!(slots::read(t).alloc_bytes, 64, "the 1000-byte note must not count");
+        nested.dealloc(p, layout);
+    }
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
+#[test]
+fn the_allocator_serves_allocations_made_before_main() {
+    assert!(ALLOCATED_BEFORE_MAIN.load(Ordering::Relaxed));
+    assert!(crate::alloc::is_tracking());
+}
+
+#[test]
+fn frees_on_another_thread_credit_the_owner() {
+    let slot = slots::MAX_SLOTS - 6;
+    slots::recycle(slot, 0, 1);
+    let t = tag::make(slot, 1);
+    let v = {
+        let _g = tag::enter(t);
+        vec![1u8; 5000]
+    };
+    crate::alloc::flush();
+    assert_eq!(slots::read(t).live_bytes(), 5000);
+    std::thread::spawn(move || {
+        drop(v);
+        crate::alloc::flush();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(slots::read(t).live_bytes(), 0);
+}
