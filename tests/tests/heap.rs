@@ -52,12 +52,16 @@ fn the_clean_route_retains_less_than_the_threshold() {
             conn_by_peer(&peer).filter(|c| {
                 c.state == ConnState::Closed
                     && c.live_tasks == 0
-                    && c.closed_at_ms.is_some_and(|t| leakscope::now_ms() > t + GRACE.as_millis() as u64 + 50)
+                    && c.closed_at_ms
+                        .is_some_and(|t| leakscope::now_ms() > t + GRACE.as_millis() as u64 + 50)
             })
         })
         .await;
         let threshold = leakscope::snapshot().retained_bytes_threshold;
-        assert!(conn.allocated_bytes > 100 * 1024, "the socket's buffers count: {conn:?}");
+        assert!(
+            conn.allocated_bytes > 100 * 1024,
+            "the socket's buffers count: {conn:?}"
+        );
         assert!(conn.retained_bytes < threshold, "{conn:?}");
         assert!(!conn.leaking_memory);
     });

@@ -61,7 +61,14 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     cargo(
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     cargo(
@@ -73,7 +80,14 @@ fn ci() -> Result<(), String> {
     cargo(&["build", "-p", "leakscope"], &[])?;
     cargo(&["build", "-p", "leaky-chat", "--no-default-features"], &[])?;
     cargo(
-        &["test", "-p", "leaky-chat", "--no-default-features", "--test", "disabled"],
+        &[
+            "test",
+            "-p",
+            "leaky-chat",
+            "--no-default-features",
+            "--test",
+            "disabled",
+        ],
         &[],
     )?;
     // Explicit-spawn mode: the same end-to-end tests without tokio_unstable (own target dir,
@@ -115,7 +129,14 @@ fn miri() -> Result<(), String> {
     match probe {
         Ok(o) if o.status.success() => cargo(
             &[
-                "+nightly", "miri", "test", "-p", "leakscope", "--features", "enabled", "--lib",
+                "+nightly",
+                "miri",
+                "test",
+                "-p",
+                "leakscope",
+                "--features",
+                "enabled",
+                "--lib",
                 "alloc",
             ],
             &[],

@@ -34,6 +34,9 @@ async fn the_app_serves_traffic_and_leakscope_reports_its_mode() {
     } else {
         assert_eq!(snap.mode, leakscope::Mode::Disabled);
         assert!(snap.connections.is_empty() && snap.tasks.is_empty());
-        assert!(dashboard.is_none(), "the dashboard must not bind when disabled");
+        assert!(
+            dashboard.is_none(),
+            "the dashboard must not bind when disabled"
+        );
     }
 }

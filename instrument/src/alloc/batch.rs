@@ -109,7 +109,10 @@ impl Cache {
             let e = cell.get();
             if !is_empty(&e.d) {
                 slots::apply(e.tag, &e.d);
-                cell.set(Entry { tag: e.tag, d: EMPTY.d });
+                cell.set(Entry {
+                    tag: e.tag,
+                    d: EMPTY.d,
+                });
             }
         }
         self.pending.set(0);
@@ -120,7 +123,14 @@ impl Cache {
 #[inline]
 pub(super) fn on_alloc(tag: u64, bytes: u64) {
     if CACHE.try_with(|c| c.add(tag, bytes, true)).is_err() {
-        slots::apply(tag, &Delta { alloc_bytes: bytes, alloc_blocks: 1, ..EMPTY.d });
+        slots::apply(
+            tag,
+            &Delta {
+                alloc_bytes: bytes,
+                alloc_blocks: 1,
+                ..EMPTY.d
+            },
+        );
     }
 }
 
@@ -128,7 +138,14 @@ pub(super) fn on_alloc(tag: u64, bytes: u64) {
 #[inline]
 pub(super) fn on_free(tag: u64, bytes: u64) {
     if CACHE.try_with(|c| c.add(tag, bytes, false)).is_err() {
-        slots::apply(tag, &Delta { free_bytes: bytes, free_blocks: 1, ..EMPTY.d });
+        slots::apply(
+            tag,
+            &Delta {
+                free_bytes: bytes,
+                free_blocks: 1,
+                ..EMPTY.d
+            },
+        );
     }
 }
 

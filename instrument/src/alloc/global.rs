@@ -52,6 +52,16 @@ impl TrackingAlloc<System> {
     }
 }
 
+#[cfg(feature = "dhat")]
+impl TrackingAlloc<dhat::Alloc> {
+    /// Wraps dhat's allocator, so a developer who sees retained bytes can rerun with a dhat
+    /// profiler for allocation sites. dhat's own bookkeeping is charged to no connection;
+    /// dhat sees block sizes including leakscope's header.
+    pub const fn dhat() -> Self {
+        TrackingAlloc::new(dhat::Alloc)
+    }
+}
+
 #[cfg(not(feature = "enabled"))]
 // SAFETY: every method forwards to `inner` with the caller's arguments unchanged, so the
 // contract of `GlobalAlloc` holds exactly as it holds for `A`.
@@ -103,7 +113,11 @@ mod tracking {
     /// bookkeeping) are charged to no connection.
     #[inline]
     fn tag_for_new(outermost: bool) -> u64 {
-        if outermost { tag::current() } else { tag::UNTAGGED }
+        if outermost {
+            tag::current()
+        } else {
+            tag::UNTAGGED
+        }
     }
 
     #[inline]
@@ -169,7 +183,9 @@ mod tracking {
         #[inline]
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
             // `wrap` succeeded for this layout when the block was allocated.
-            let Some((offset, inner_layout)) = wrap(layout) else { return };
+            let Some((offset, inner_layout)) = wrap(layout) else {
+                return;
+            };
             // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
             unsafe {

@@ -99,7 +99,7 @@ pub(super) fn snapshot(st: &State, mode: Mode) -> Snapshot {
             }
         })
         .collect();
-    connections.sort_by(|a, b| b.id.cmp(&a.id));
+    connections.sort_by_key(|c| std::cmp::Reverse(c.id));
     if tracking {
         heap.untagged_live_bytes = slots::untagged().live_bytes();
         heap.evicted_live_bytes = slots::stale_counts().live_bytes();

@@ -25,6 +25,20 @@ extern "C" fn before_main() {
 #[unsafe(link_section = ".init_array")]
 static RUN_BEFORE_MAIN: extern "C" fn() = before_main;
 
+extern "C" fn at_exit() {
+    // Runs after `main` returned, while the process tears down: if the allocator could not
+    // serve here (a destroyed thread-local, a panic), the test binary would exit non-zero.
+    let v: Vec<u8> = vec![7; 4096];
+    assert_eq!(std::hint::black_box(v).len(), 4096);
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
+#[used]
+// SAFETY: `.fini_array` holds `extern "C" fn()` pointers run at exit; `at_exit` has that
+// signature and only uses the allocator.
+#[unsafe(link_section = ".fini_array")]
+static RUN_AT_EXIT: extern "C" fn() = at_exit;
+
 const A: TrackingAlloc<System> = TrackingAlloc::system();
 
 fn sizes() -> Vec<usize> {
@@ -71,7 +85,10 @@ fn every_alignment_and_size_round_trips_through_realloc() {
                 let shrunk = A.realloc(grown, big, size.div_ceil(2));
                 assert_eq!(shrunk as usize % align, 0, "shrunk, align {align}");
                 check(shrunk, size.div_ceil(2), 3);
-                A.dealloc(shrunk, Layout::from_size_align(size.div_ceil(2), align).unwrap());
+                A.dealloc(
+                    shrunk,
+                    Layout::from_size_align(size.div_ceil(2), align).unwrap(),
+                );
             }
         }
     }
@@ -165,7 +182,11 @@ fn an_inner_allocators_own_bookkeeping_is_not_charged_to_the_connection() {
         let _g = tag::enter(t);
         let p = nested.alloc(layout);
         crate::alloc::flush();
-        assert_eq!(slots::read(t).alloc_bytes, 64, "the 1000-byte note must not count");
+        assert_eq!(
+            slots::read(t).alloc_bytes,
+            64,
+            "the 1000-byte note must not count"
+        );
         nested.dealloc(p, layout);
     }
 }
@@ -195,4 +216,57 @@ fn frees_on_another_thread_credit_the_owner() {
     .join()
     .unwrap();
     assert_eq!(slots::read(t).live_bytes(), 0);
+}
+
+#[test]
+fn thread_local_destructors_can_allocate_and_free() {
+    struct AllocatesOnDrop(Vec<u8>);
+    impl Drop for AllocatesOnDrop {
+        fn drop(&mut self) {
+            let more = vec![1u8; 10_000];
+            self.0.extend_from_slice(&more);
+            assert_eq!(self.0.len(), 10_100);
+        }
+    }
+    thread_local! {
+        static LOCAL: std::cell::RefCell<Option<AllocatesOnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+    let slot = slots::MAX_SLOTS - 7;
+    slots::recycle(slot, 0, 1);
+    let t = tag::make(slot, 1);
+    std::thread::spawn(move || {
+        let _g = tag::enter(t);
+        LOCAL.with(|l| *l.borrow_mut() = Some(AllocatesOnDrop(vec![0u8; 100])));
+    })
+    .join()
+    .expect("the thread and its TLS destructors finished");
+}
+
+#[test]
+fn many_threads_charging_one_connection_add_up_exactly() {
+    let slot = slots::MAX_SLOTS - 8;
+    slots::recycle(slot, 0, 1);
+    let t = tag::make(slot, 1);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let _g = tag::enter(t);
+                let mut keep = Vec::new();
+                for i in 0..1000 {
+                    let b = vec![0u8; 1 + i % 300];
+                    if i % 10 == 0 {
+                        keep.push(b);
+                    }
+                }
+                let kept: usize = keep.iter().map(Vec::len).sum();
+                let cap = keep.capacity() * std::mem::size_of::<Vec<u8>>();
+                std::mem::forget(keep);
+                crate::alloc::flush();
+                (kept + cap) as u64
+            })
+        })
+        .map(|h| h.join().unwrap())
+        .collect();
+    let expected: u64 = threads.iter().sum();
+    assert_eq!(slots::read(t).live_bytes(), expected);
 }
