@@ -41,6 +41,8 @@ mod tag;
 mod task_table;
 
 pub use alloc::TrackingAlloc;
+#[doc(hidden)]
+pub use alloc::bench as alloc_bench;
 pub use assert::{OrphanReport, Verify, assert_no_orphans};
 pub use clock::now_ms;
 pub use config::{

@@ -15,7 +15,7 @@
 mod batch;
 mod global;
 
-pub use global::TrackingAlloc;
+pub use global::{TrackingAlloc, bench};
 
 #[cfg(feature = "enabled")]
 use std::sync::atomic::{AtomicBool, Ordering};

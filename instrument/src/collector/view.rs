@@ -13,7 +13,7 @@ pub(super) fn snapshot(st: &State, mode: Mode) -> Snapshot {
     let tracking = crate::alloc::is_tracking();
     let past_grace = |closed: Option<u64>| closed.is_some_and(|c| now.saturating_sub(c) > grace);
 
-    let mut orphans_by_conn = std::collections::HashMap::<u64, u64>::new();
+    let mut orphans_by_conn = super::state::HashMap::<u64, u64>::default();
     let mut tasks: Vec<TaskInfo> = Vec::with_capacity(st.tasks.len());
     for t in st.tasks.values() {
         let conn = st.conns.get(&t.conn_id);

@@ -1,0 +1,134 @@
+//! What leakscope's runtime hooks cost: 1M spawn+await and a poll-heavy load (1M polls),
+//! on a runtime without hooks ("off") and one with leakscope's hooks ("on"), in alternating
+//! rounds of the same run. Each workload runs untagged (code outside any connection) and
+//! tagged (inside a connection scope, so every task is recorded).
+//!
+//! Run with: `cargo bench -p leakscope --features enabled --bench hooks`
+//! Options: `-- --rounds N` (default 7), `--tasks N` (default 1000000).
+
+use std::time::{Duration, Instant};
+
+use leakscope::RuntimeBuilderExt;
+
+fn runtime(hooks: bool) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(2).enable_all();
+    if hooks {
+        b.leakscope();
+    }
+    b.build().unwrap()
+}
+
+async fn spawn_await(n: u64) {
+    for _ in 0..n {
+        tokio::spawn(async {}).await.unwrap();
+    }
+}
+
+async fn poll_heavy(n: u64) {
+    let tasks = 100;
+    let per = n / tasks;
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+fn time(
+    rt: &tokio::runtime::Runtime,
+    tagged: bool,
+    work: &dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        if tagged {
+            let conn = leakscope::Connection::open("bench", None);
+            // Run the workload inside a task of the connection, as a handler would.
+            tokio::spawn(conn.scope(work())).await.unwrap();
+            conn.close();
+        } else {
+            tokio::spawn(work()).await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut rounds = 7;
+    let mut n: u64 = 1_000_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
+            "--tasks" => n = args.next().and_then(|v| v.parse().ok()).unwrap_or(n),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    let _ = leakscope::Builder::new()
+        .max_ended_tasks_per_connection(32)
+        .install();
+    let off = runtime(false);
+    let on = runtime(true);
+    type Work = (
+        &'static str,
+        fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    );
+    let works: [Work; 2] = [
+        ("1M spawn+await", |n| Box::pin(spawn_await(n))),
+        ("1M polls (100 tasks x yield_now)", |n| {
+            Box::pin(poll_heavy(n))
+        }),
+    ];
+    println!("| workload | context | off (median) | on (median) | on/off |");
+    println!("|---|---|---|---|---|");
+    for (name, make) in works {
+        for tagged in [false, true] {
+            let (mut t_off, mut t_on) = (Vec::new(), Vec::new());
+            for r in 0..rounds {
+                // Alternate which variant runs first to cancel drift.
+                let order = if r % 2 == 0 {
+                    [false, true]
+                } else {
+                    [true, false]
+                };
+                for hooks in order {
+                    let rt = if hooks { &on } else { &off };
+                    let d = time(rt, tagged, &|| make(n));
+                    if hooks { t_on.push(d) } else { t_off.push(d) }
+                }
+            }
+            let (a, b) = (median(&mut t_off), median(&mut t_on));
+            println!(
+                "| {name} | {} | {:.0} ms | {:.0} ms | {:.2}x |",
+                if tagged {
+                    "inside a connection"
+                } else {
+                    "untagged"
+                },
+                a.as_secs_f64() * 1e3,
+                b.as_secs_f64() * 1e3,
+                b.as_secs_f64() / a.as_secs_f64()
+            );
+        }
+    }
+    let snap = leakscope::snapshot();
+    eprintln!(
+        "(collector after the run: {} connections, {} task records kept, {} tasks spawned)",
+        snap.connections.len(),
+        snap.tasks.len(),
+        snap.totals.tasks_spawned
+    );
+}
