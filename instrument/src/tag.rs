@@ -3,7 +3,8 @@
 //! A *tag* is a `u64` naming a connection slot: `generation << 32 | slot`; `0` means untagged.
 //! The scope future and the poll hooks set it for the length of one synchronous poll and
 //! restore it after; the spawn hook reads it to tag children, the allocator to charge bytes.
-//! Every thread-local here is `const`-initialised with no destructor, so reading it never
+//! The current tag itself lives in the allocator's per-thread cache (one thread-local access
+//! per allocation). Every thread-local here is `const`-initialised with no destructor, so reading it never
 //! allocates and works during thread teardown (the allocator depends on that).
 
 use std::cell::Cell;
@@ -12,7 +13,6 @@ use std::cell::Cell;
 pub(crate) const UNTAGGED: u64 = 0;
 
 thread_local! {
-    static CURRENT: Cell<u64> = const { Cell::new(UNTAGGED) };
     /// The task being polled on this thread (set by the poll hooks), 0 outside a poll.
     static POLLING: Cell<u64> = const { Cell::new(0) };
     /// A task whose poll panicked on this thread (set by the panic hook).
@@ -24,12 +24,12 @@ thread_local! {
 /// The tag of the code running on this thread. Never panics, never allocates.
 #[inline]
 pub(crate) fn current() -> u64 {
-    CURRENT.try_with(Cell::get).unwrap_or(UNTAGGED)
+    crate::alloc::batch::current()
 }
 
 #[inline]
 fn replace(tag: u64) -> u64 {
-    CURRENT.try_with(|c| c.replace(tag)).unwrap_or(UNTAGGED)
+    crate::alloc::batch::replace_current(tag)
 }
 
 /// Sets the current tag until the guard drops, then restores the previous one.

@@ -91,74 +91,93 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAlloc<A> {
 #[cfg(feature = "enabled")]
 mod tracking {
     use std::alloc::{GlobalAlloc, Layout};
-    use std::sync::atomic::Ordering;
 
     use super::TrackingAlloc;
-    use crate::alloc::{TRACKING, batch};
+    use crate::alloc::batch;
     use crate::tag;
 
     const HEADER: usize = 8;
 
     /// The offset of the user pointer from the inner block, and the inner block's layout.
     /// `None` when the sizes overflow (the caller then returns null).
-    #[inline]
+    #[inline(always)]
     pub(super) fn wrap(layout: Layout) -> Option<(usize, Layout)> {
         let offset = layout.align().max(HEADER);
         let size = layout.size().checked_add(offset)?;
-        let inner = Layout::from_size_align(size, offset).ok()?;
-        Some((offset, inner))
-    }
-
-    /// The tag to charge a new block to: nested allocator calls (an inner allocator's own
-    /// bookkeeping) are charged to no connection.
-    #[inline]
-    fn tag_for_new(outermost: bool) -> u64 {
-        if outermost {
-            tag::current()
-        } else {
-            tag::UNTAGGED
+        if size > isize::MAX as usize - (offset - 1) {
+            return None;
         }
+        // SAFETY: `offset` is a power of two (the larger of two powers of two) and `size`
+        // rounded up to it does not exceed `isize::MAX` (checked just above): exactly the
+        // conditions `Layout::from_size_align` checks.
+        Some((offset, unsafe {
+            Layout::from_size_align_unchecked(size, offset)
+        }))
     }
 
-    #[inline]
-    fn mark_tracking() {
-        if !TRACKING.load(Ordering::Relaxed) {
-            TRACKING.store(true, Ordering::Relaxed);
+    /// Writes the owner's tag into the header of the inner block at `base` and returns the
+    /// user pointer.
+    ///
+    /// # Safety
+    /// `base` is a live block of at least `offset + user size` bytes with `offset >= 8`,
+    /// aligned to `offset` (which is a multiple of 8).
+    #[inline(always)]
+    unsafe fn finish(base: *mut u8, offset: usize, owner: u64) -> *mut u8 {
+        // SAFETY: per the contract, `base + offset` is inside the block (or one past its end
+        // for a zero-size request) and the 8 bytes before it are inside the block and
+        // 8-aligned.
+        unsafe {
+            let user = base.add(offset);
+            user.sub(HEADER).cast::<u64>().write(owner);
+            user
         }
     }
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
-        /// Allocates through `inner` with room for the header, writes `tag`, and counts.
-        #[inline]
+        /// Allocates through `inner` with room for the header, writes the tag, and counts.
+        #[inline(always)]
         unsafe fn alloc_with(&self, layout: Layout, zeroed: bool) -> *mut u8 {
             let Some((offset, inner_layout)) = wrap(layout) else {
                 return std::ptr::null_mut();
             };
-            let outermost = batch::enter();
-            // SAFETY: `inner_layout` has a non-zero size (it includes the header) and a valid
-            // power-of-two alignment, as `GlobalAlloc::alloc` requires.
-            let base = unsafe {
-                if zeroed {
-                    self.inner.alloc_zeroed(inner_layout)
-                } else {
-                    self.inner.alloc(inner_layout)
+            let raw = |a: &A| {
+                // SAFETY: `inner_layout` has a non-zero size (it includes the header) and a
+                // valid power-of-two alignment, as `GlobalAlloc::alloc` requires.
+                unsafe {
+                    if zeroed {
+                        a.alloc_zeroed(inner_layout)
+                    } else {
+                        a.alloc(inner_layout)
+                    }
                 }
             };
-            batch::leave();
-            if base.is_null() {
-                return base;
-            }
-            let t = tag_for_new(outermost);
-            // SAFETY: `base` points to `offset + layout.size()` bytes, so `base + offset` is in
-            // bounds (or one past the end for a zero-size layout), and `offset >= 8` puts the
-            // 8-aligned tag slot inside the block, after `base`.
-            unsafe {
-                let user = base.add(offset);
-                user.sub(HEADER).cast::<u64>().write(t);
-                mark_tracking();
-                batch::on_alloc(t, layout.size() as u64);
-                user
-            }
+            let size = layout.size() as u64;
+            let counted = batch::with(|c| {
+                let outermost = c.enter();
+                let base = raw(&self.inner);
+                c.leave();
+                if base.is_null() {
+                    return base;
+                }
+                // Nested calls (an inner allocator's own bookkeeping) are nobody's.
+                let owner = if outermost {
+                    c.current.get()
+                } else {
+                    tag::UNTAGGED
+                };
+                c.on_alloc(owner, size);
+                // SAFETY: `base` is a fresh block of `inner_layout`, as `finish` requires.
+                unsafe { finish(base, offset, owner) }
+            });
+            counted.unwrap_or_else(|| {
+                let base = raw(&self.inner);
+                if base.is_null() {
+                    return base;
+                }
+                batch::direct(tag::UNTAGGED, size, true);
+                // SAFETY: as above.
+                unsafe { finish(base, offset, tag::UNTAGGED) }
+            })
         }
     }
 
@@ -188,13 +207,14 @@ mod tracking {
             };
             // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
-            unsafe {
-                let t = ptr.sub(HEADER).cast::<u64>().read();
-                batch::on_free(t, layout.size() as u64);
-                let _ = batch::enter();
-                self.inner.dealloc(ptr.sub(offset), inner_layout);
-                batch::leave();
+            let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
+            let size = layout.size() as u64;
+            if batch::with(|c| c.on_free(owner, size)).is_none() {
+                batch::direct(owner, size, false);
             }
+            // SAFETY: `base` is the inner block, allocated with `inner_layout`. (An inner
+            // allocator that allocates while freeing is charged to the current connection.)
+            unsafe { self.inner.dealloc(base, inner_layout) };
         }
 
         #[inline]
@@ -202,30 +222,47 @@ mod tracking {
             let Some((offset, inner_layout)) = wrap(layout) else {
                 return std::ptr::null_mut();
             };
-            let Some(inner_new) = new_size.checked_add(offset) else {
+            // The new inner layout must be valid too (same alignment, header added).
+            let Some(new_layout) = Layout::from_size_align(new_size, layout.align())
+                .ok()
+                .and_then(wrap)
+            else {
                 return std::ptr::null_mut();
             };
-            // `Layout::from_size_align` also rejects sizes that overflow `isize` once rounded.
-            if Layout::from_size_align(inner_new, inner_layout.align()).is_err() {
-                return std::ptr::null_mut();
-            }
-            // SAFETY: `ptr` was returned by `alloc_with` for `layout`; the tag slot precedes it
-            // and the inner block starts `offset` bytes before it with `inner_layout`.
-            // `inner_new` is non-zero and, rounded to the alignment, fits `isize` (checked
-            // above). The inner realloc keeps the first `offset + min(old, new)` bytes, header
-            // included, so the owner's tag moves with the block.
-            unsafe {
-                let t = ptr.sub(HEADER).cast::<u64>().read();
-                let _ = batch::enter();
-                let base = self.inner.realloc(ptr.sub(offset), inner_layout, inner_new);
-                batch::leave();
-                if base.is_null() {
-                    return base;
+            // SAFETY: `ptr` was returned by `alloc_with` for `layout`, so the tag slot precedes
+            // it and the inner block starts `offset` bytes before it with `inner_layout`.
+            let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
+            let grow = |a: &A| {
+                // SAFETY: `base`/`inner_layout` describe the live inner block and the new size
+                // is non-zero and forms a valid layout (checked above). The inner realloc keeps
+                // the first `offset + min(old, new)` bytes, header included, so the owner's
+                // tag moves with the block.
+                unsafe { a.realloc(base, inner_layout, new_layout.1.size()) }
+            };
+            let moved = batch::with(|c| {
+                c.enter();
+                let moved = grow(&self.inner);
+                c.leave();
+                if !moved.is_null() {
+                    c.on_free(owner, layout.size() as u64);
+                    c.on_alloc(owner, new_size as u64);
                 }
-                batch::on_free(t, layout.size() as u64);
-                batch::on_alloc(t, new_size as u64);
-                base.add(offset)
+                moved
+            })
+            .unwrap_or_else(|| {
+                let moved = grow(&self.inner);
+                if !moved.is_null() {
+                    batch::direct(owner, layout.size() as u64, false);
+                    batch::direct(owner, new_size as u64, true);
+                }
+                moved
+            });
+            if moved.is_null() {
+                return moved;
             }
+            // SAFETY: the block at `moved` has the new inner layout, so `offset` bytes in is
+            // the user pointer (same offset: same alignment).
+            unsafe { moved.add(offset) }
         }
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! All code that is unsafe lives in [`global`]; this module and [`batch`] are safe.
 
-mod batch;
+pub(crate) mod batch;
 mod global;
 
 pub use global::{TrackingAlloc, bench};
@@ -22,6 +22,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 #[cfg(feature = "enabled")]
 static TRACKING: AtomicBool = AtomicBool::new(false);
+
+/// Notes that a `TrackingAlloc` is counting (called on flushes, off the per-allocation path).
+#[cfg(feature = "enabled")]
+fn mark_tracking() {
+    if !TRACKING.load(Ordering::Relaxed) {
+        TRACKING.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Whether a `TrackingAlloc` is the global allocator and has counted anything.
 pub(crate) fn is_tracking() -> bool {

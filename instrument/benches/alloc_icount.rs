@@ -1,0 +1,55 @@
+//! Instructions per alloc+free pair, counted by callgrind (repeatable on a noisy machine).
+//!
+//! Run with: `cargo xtask bench-alloc` (it runs this under `valgrind --tool=callgrind` at two
+//! iteration counts and divides the difference), or directly:
+//! `alloc_icount <system|tracking> <16B|64B|1KiB|mixed> <pairs>`.
+
+use std::alloc::{Layout, System};
+use std::hint::black_box;
+
+use leakscope::{Connection, TrackingAlloc, alloc_bench};
+
+static TRACKING: TrackingAlloc<System> = TrackingAlloc::system();
+
+const MIXED: [usize; 16] = [
+    16, 24, 32, 48, 64, 96, 128, 256, 24, 512, 32, 1024, 16, 2048, 64, 4096,
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.len() != 3 {
+        eprintln!("usage: alloc_icount <system|tracking> <16B|64B|1KiB|mixed> <pairs>");
+        std::process::exit(2);
+    }
+    let sizes: &[usize] = match args[1].as_str() {
+        "16B" => &[16],
+        "64B" => &[64],
+        "1KiB" => &[1024],
+        "mixed" => &MIXED,
+        other => {
+            eprintln!("unknown size {other:?}");
+            std::process::exit(2)
+        }
+    };
+    let n: usize = args[2].parse().expect("pairs: a whole number");
+    let layouts: Vec<Layout> = sizes
+        .iter()
+        .map(|&s| Layout::from_size_align(s, 8).unwrap())
+        .collect();
+    let conn = Connection::open("icount", None);
+    let tracking = args[0] != "system";
+    conn.in_scope(|| {
+        if tracking {
+            for i in 0..n {
+                black_box(alloc_bench::pair(&TRACKING, layouts[i % layouts.len()]));
+            }
+        } else {
+            for i in 0..n {
+                black_box(alloc_bench::pair(&System, layouts[i % layouts.len()]));
+            }
+        }
+    });
+}
