@@ -4,15 +4,16 @@
 //! tagged (inside a connection scope, so every task is recorded).
 //!
 //! Run with: `cargo bench -p leakscope --features enabled --bench hooks`
-//! Options: `-- --rounds N` (default 7), `--tasks N` (default 1000000).
+//! Options: `-- --rounds N` (default 7), `--tasks N` (default 1000000), `--workers N`
+//! (default 2).
 
 use std::time::{Duration, Instant};
 
 use leakscope::RuntimeBuilderExt;
 
-fn runtime(hooks: bool) -> tokio::runtime::Runtime {
+fn runtime(hooks: bool, workers: usize) -> tokio::runtime::Runtime {
     let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(2).enable_all();
+    b.worker_threads(workers).enable_all();
     if hooks {
         b.leakscope();
     }
@@ -68,20 +69,23 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn main() {
     let mut rounds = 7;
+    let mut workers = 2;
     let mut n: u64 = 1_000_000;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
             "--tasks" => n = args.next().and_then(|v| v.parse().ok()).unwrap_or(n),
+            "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
             _ => {} // cargo bench passes --bench
         }
     }
     let _ = leakscope::Builder::new()
         .max_ended_tasks_per_connection(32)
         .install();
-    let off = runtime(false);
-    let on = runtime(true);
+    let off = runtime(false, workers);
+    let on = runtime(true, workers);
+    println!("{workers} worker thread(s), {rounds} alternating rounds, medians\n");
     type Work = (
         &'static str,
         fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,

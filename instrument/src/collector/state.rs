@@ -212,7 +212,7 @@ impl State {
         if t == tag::UNTAGGED || slot >= MAX_SLOTS || tag::make(slot, self.slot_gen[slot]) != t {
             return None;
         }
-        Some(self.slot_conn[slot]).filter(|id| self.conns.contains_key(id))
+        Some(self.slot_conn[slot]).filter(|&id| id != 0)
     }
 
     pub(crate) fn task_spawned(
@@ -222,7 +222,8 @@ impl State {
         location: &'static Location<'static>,
         info: SpawnInfo,
     ) {
-        let Some(conn_id) = self.conn_of_tag(t) else {
+        let conn = self.conn_of_tag(t).and_then(|id| self.conns.get_mut(&id));
+        let Some(c) = conn else {
             if let Some(n) = self.evicted_tags.get_mut(&t) {
                 *n += 1;
                 self.spawned += 1;
@@ -231,15 +232,12 @@ impl State {
             return;
         };
         self.spawned += 1;
-        let c = self
-            .conns
-            .get_mut(&conn_id)
-            .expect("conn_of_tag checked it");
         c.spawned += 1;
         c.alive += 1;
         if !info.detached {
             c.alive_attached += 1;
         }
+        let (conn_id, closed) = (c.id, c.closed_at_ms.is_some());
         self.tasks.insert(
             task,
             Task {
@@ -255,7 +253,9 @@ impl State {
                 wrapped: info.wrapped,
             },
         );
-        self.reclassify(conn_id);
+        if closed {
+            self.reclassify(conn_id);
+        }
     }
 
     pub(crate) fn task_ended(&mut self, task: u64, ended_by: EndedBy) {
@@ -287,12 +287,15 @@ impl State {
             c.alive_attached = c.alive_attached.saturating_sub(1);
         }
         c.ended.push_back(task);
+        let closed = c.closed_at_ms.is_some();
         while c.ended.len() > keep {
             if let Some(old) = c.ended.pop_front() {
                 self.tasks.remove(&old);
             }
         }
-        self.reclassify(conn_id);
+        if closed {
+            self.reclassify(conn_id);
+        }
     }
 
     fn live_bytes(&self, c: &Conn) -> u64 {
