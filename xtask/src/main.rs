@@ -7,6 +7,7 @@
 //! - `bench` — the load-generator benchmark (see docs/benchmarks.md).
 //! - `miri`  — the allocator's unit tests under Miri, if a nightly toolchain with Miri exists.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -116,10 +117,54 @@ fn demo(rest: &[String]) -> Result<(), String> {
     cargo(&args, &[])
 }
 
+/// The workspace root and its target directory.
+fn dirs() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    (root, target)
+}
+
+/// The echo server built five ways, and the benchmark that runs them.
 fn bench(rest: &[String]) -> Result<(), String> {
-    let mut args = vec!["run", "--release", "-p", "loadgen", "--bin", "bench", "--"];
-    args.extend(rest.iter().map(String::as_str));
-    cargo(&args, &[])
+    let (root, target) = dirs();
+    let bins = target.join("bench-bin");
+    std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
+    let variants: [(&str, &[&str]); 5] = [
+        ("none", &[]),
+        ("a", &["--features", "with-leakscope"]),
+        ("b", &["--features", "leak-detect"]),
+        ("c", &["--features", "console"]),
+        ("d", &["--features", "leak-detect,console"]),
+    ];
+    for (name, features) in variants {
+        let mut args = vec!["build", "--release", "-p", "echo-server"];
+        args.extend_from_slice(features);
+        cargo(&args, &[])?;
+        let to = bins.join(format!("echo-server-{name}"));
+        std::fs::copy(target.join("release/echo-server"), &to)
+            .map_err(|e| format!("copy to {}: {e}", to.display()))?;
+    }
+    cargo(&["build", "--release", "-p", "loadgen"], &[])?;
+    let out = target.join("bench-results.md");
+    let status = Command::new(target.join("release/bench"))
+        .arg("--bin-dir")
+        .arg(&bins)
+        .arg("--out")
+        .arg(&out)
+        .args(rest)
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot run the benchmark: {e}"))?;
+    if !status.success() {
+        return Err(format!("the benchmark failed ({status})"));
+    }
+    eprintln!("table written to {}", out.display());
+    Ok(())
 }
 
 fn miri() -> Result<(), String> {

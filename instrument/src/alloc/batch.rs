@@ -7,7 +7,6 @@
 //! panic-free: it runs inside the global allocator. The thread-local is `const`-initialised
 //! with no destructor, so it works before `main`, in thread-local destructors and during exit;
 //! what a thread still has pending when it exits is lost (worker threads flush at every poll).
-#![cfg_attr(not(feature = "enabled"), allow(dead_code))]
 
 use std::cell::Cell;
 

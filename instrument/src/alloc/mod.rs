@@ -12,6 +12,7 @@
 //!
 //! All code that is unsafe lives in [`global`]; this module and [`batch`] are safe.
 
+#[cfg(feature = "enabled")]
 pub(crate) mod batch;
 mod global;
 
@@ -32,6 +33,7 @@ fn mark_tracking() {
 }
 
 /// Whether a `TrackingAlloc` is the global allocator and has counted anything.
+#[cfg_attr(not(feature = "enabled"), allow(dead_code))]
 pub(crate) fn is_tracking() -> bool {
     #[cfg(feature = "enabled")]
     {
@@ -43,6 +45,7 @@ pub(crate) fn is_tracking() -> bool {
 
 /// Flushes this thread's batched counts (called at poll boundaries).
 #[inline]
+#[cfg_attr(not(feature = "enabled"), allow(dead_code))]
 pub(crate) fn flush() {
     #[cfg(feature = "enabled")]
     batch::flush();

@@ -1,0 +1,74 @@
+//! Looking at the server: RSS from /proc, leakscope's snapshot over plain HTTP/1.1.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Resident set size of `pid` in bytes (Linux `/proc/<pid>/status` `VmRSS`), and its peak
+/// (`VmHWM`).
+pub fn rss(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// `GET path` on `addr` with `Connection: close`; returns the body of a 200 response.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(10), io)
+        .await
+        .map_err(|_| format!("GET {path}: no answer within 10 s"))?
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(format!("GET {path}: malformed response"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("GET {path}: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(body.to_owned())
+}
+
+/// What leakscope's snapshot says at the end of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Leaks {
+    /// Tagged tasks alive.
+    pub live_tasks: u64,
+    /// Orphan tasks.
+    pub orphan_tasks: u64,
+    /// Retained bytes of closed connections.
+    pub retained_bytes: u64,
+    /// Connections opened.
+    pub connections: u64,
+}
+
+/// Reads `/api/snapshot` under `prefix` (e.g. `/_leakscope`).
+pub async fn leaks(addr: SocketAddr, prefix: &str) -> Result<Leaks, String> {
+    let body = http_get(addr, &format!("{prefix}/api/snapshot")).await?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("snapshot: {e}"))?;
+    let n = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    Ok(Leaks {
+        live_tasks: n("/totals/live_tasks"),
+        orphan_tasks: n("/totals/orphan_tasks"),
+        retained_bytes: n("/heap/retained_bytes"),
+        connections: n("/totals/connections_opened"),
+    })
+}
