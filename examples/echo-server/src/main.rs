@@ -28,12 +28,8 @@ static ALLOC: leakscope::TrackingAlloc<std::alloc::System> = leakscope::Tracking
 async fn echo(mut socket: WebSocket) {
     while let Some(Ok(msg)) = socket.recv().await {
         match msg {
-            Message::Binary(_) | Message::Text(_) => {
-                if socket.send(msg).await.is_err() {
-                    break;
-                }
-            }
             Message::Close(_) => break,
+            Message::Binary(_) | Message::Text(_) if socket.send(msg).await.is_err() => break,
             _ => {}
         }
     }
