@@ -27,10 +27,9 @@ static ALLOC: leakscope::TrackingAlloc<std::alloc::System> = leakscope::Tracking
 
 async fn echo(mut socket: WebSocket) {
     while let Some(Ok(msg)) = socket.recv().await {
-        match msg {
-            Message::Close(_) => break,
-            Message::Binary(_) | Message::Text(_) if socket.send(msg).await.is_err() => break,
-            _ => {}
+        let echo = matches!(msg, Message::Binary(_) | Message::Text(_));
+        if matches!(msg, Message::Close(_)) || (echo && socket.send(msg).await.is_err()) {
+            break;
         }
     }
 }
