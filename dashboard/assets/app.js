@@ -7,6 +7,12 @@
   var root = body.dataset.root || '';
   var q1 = body.dataset.q1 || '';
   var CAP = 600;
+  // Tick steps: whole seconds on the time axis, whole numbers on count axes.
+  var SECONDS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
+  var WHOLE = [];
+  for (var e = 1; e < 1e12; e *= 10) WHOLE.push(e, 2 * e, 5 * e);
+  var BINARY = [];
+  for (var b = 1; b < 1e15; b *= 2) BINARY.push(b);
 
   function count(n) { return Number(n).toLocaleString('en-US'); }
   function bytes(n) {
@@ -43,11 +49,16 @@
       width: Math.max(plot.clientWidth, 280), height: 180,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max * 1.15, kind === 'bytes' ? 1024 : 4)]; } } },
+      scales: {
+        // At least the last minute, so a young history is not stretched over a few seconds.
+        x: { time: true, range: function (u, min, max) { return [Math.min(min, max - 60), max]; } },
+        y: { range: function (u, min, max) { return [0, Math.max(max * 1.15, kind === 'bytes' ? 1024 : 4)]; } },
+      },
       axes: [
-        { size: 30, stroke: '#5d6778', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#dde1e8' },
+        { size: 30, space: 80, incrs: SECONDS, stroke: '#5d6778', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#dde1e8' },
           values: function (u, vals) { return vals.map(clock); } },
-        { size: kind === 'bytes' ? 78 : 62, stroke: '#5d6778', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#dde1e8' },
+        { size: kind === 'bytes' ? 80 : 64, incrs: kind === 'bytes' ? BINARY : WHOLE, stroke: '#5d6778',
+          grid: { stroke: '#eef0f4' }, ticks: { stroke: '#dde1e8' },
           values: function (u, vals) { return vals.map(function (v) { return fmt(kind, Math.round(v)); }); } },
       ],
       series: [{}, {

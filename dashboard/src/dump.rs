@@ -104,15 +104,9 @@ pub(crate) async fn backtrace(id: u64) -> Result<String, DumpError> {
     }
 }
 
-/// The queue depths that make a dump unsafe, in words; `None` when it is safe.
-#[cfg(tokio_unstable)]
-pub(crate) fn unsafe_queues(handle: &tokio::runtime::Handle) -> Option<String> {
-    let m = handle.metrics();
-    let global = m.global_queue_depth();
-    let (worker, local) = (0..m.num_workers())
-        .map(|i| (i, m.worker_local_queue_depth(i)))
-        .max_by_key(|&(_, d)| d)
-        .unwrap_or((0, 0));
+/// Why a dump is unsafe with these run-queue depths, in words; `None` when it is safe.
+fn refusal(global: usize, locals: impl Iterator<Item = usize>) -> Option<String> {
+    let (worker, local) = locals.enumerate().max_by_key(|&(_, d)| d).unwrap_or((0, 0));
     (global > MAX_QUEUED || local > MAX_QUEUED).then(|| {
         format!(
             "Refusing to take a task dump now: the runtime has {global} runnable tasks in its \
@@ -121,6 +115,35 @@ pub(crate) fn unsafe_queues(handle: &tokio::runtime::Handle) -> Option<String> {
              tasks (tokio issues #7478, #8391). Try again when the load drops."
         )
     })
+}
+
+/// [`refusal`] for the runtime behind `handle`.
+#[cfg(tokio_unstable)]
+pub(crate) fn unsafe_queues(handle: &tokio::runtime::Handle) -> Option<String> {
+    let m = handle.metrics();
+    refusal(
+        m.global_queue_depth(),
+        (0..m.num_workers()).map(|i| m.worker_local_queue_depth(i)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_long_run_queues() {
+        assert_eq!(refusal(0, [0, 3].into_iter()), None);
+        assert_eq!(refusal(MAX_QUEUED, [MAX_QUEUED].into_iter()), None);
+        let why = refusal(2, [5, 200].into_iter()).expect("unsafe");
+        assert!(why.contains("200 in worker 1's queue"), "{why}");
+        assert!(refusal(MAX_QUEUED + 1, std::iter::empty()).is_some());
+        assert_eq!(
+            DumpError::Unsafe(String::new()).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(DumpError::Unavailable.status(), StatusCode::NOT_IMPLEMENTED);
+    }
 }
 
 #[cfg(all(
@@ -179,6 +202,10 @@ mod imp {
             })
         });
         match job.await {
+            Ok(Some(text)) if text.trim().is_empty() => Ok("(no await points recorded: the \
+                task waits on something tokio's tracer cannot see, such as \
+                std::future::pending or a primitive outside tokio)"
+                .to_owned()),
             Ok(Some(mut text)) => {
                 if text.len() > MAX_TEXT {
                     let mut cut = MAX_TEXT;
