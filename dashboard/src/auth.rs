@@ -95,7 +95,7 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                "default-src 'none'; script-src 'self'; style-src 'self'; \
                  img-src 'self' data:; connect-src 'self'; form-action 'self'; \
                  frame-ancestors 'none'; base-uri 'none'",
             ),

@@ -8,6 +8,7 @@
 //! `CHROMIUM` / `CHROMEDRIVER` to their paths). Without them the test is skipped with a loud
 //! message, except under `CI=true`, where it fails.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -186,7 +187,11 @@ fn orphan_rows_arrive_live_in_a_real_browser() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("browser test cannot run under CI=true: {msg}");
         }
-        eprintln!("\n======== SKIPPED dashboard browser test: {msg} ========\n");
+        // Straight to the stderr handle: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n======== SKIPPED dashboard browser test: {msg} ========\n"
+        );
         return;
     };
 

@@ -77,6 +77,19 @@ fn class_of(t: &TaskInfo) -> &'static str {
     }
 }
 
+/// What a bar is called: the name given at spawn, else where it was spawned
+/// (`src/heartbeat.rs:17:5`); names are `conn=<id> <name>`, the id is already on the page.
+fn bar_label(t: &TaskInfo) -> String {
+    match t.name.split_once(' ') {
+        Some((_, name)) => short(name),
+        None => {
+            let loc = t.spawned_at.as_str();
+            let start = loc.rmatch_indices('/').nth(1).map_or(0, |(i, _)| i + 1);
+            short(&loc[start..])
+        }
+    }
+}
+
 fn short(name: &str) -> String {
     if name.chars().count() <= NAME_CHARS {
         name.to_owned()
@@ -121,7 +134,7 @@ pub(crate) fn build(
             };
             Bar {
                 task_id: t.id,
-                name: short(&t.name),
+                name: bar_label(t),
                 class: class_of(t),
                 title: format!(
                     "task {} {}: {state}, lived {life}, spawned at {}",
@@ -201,6 +214,32 @@ fn ticks(span_ms: u64) -> impl Iterator<Item = u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bars_are_named_by_spawn_name_or_location() {
+        let snap: leakscope::Snapshot = serde_json::from_value(serde_json::json!({
+            "mode": "hooks", "mode_limits": "", "grace_ms": 0, "retained_bytes_threshold": 0,
+            "taken_at_ms": 0, "connections": [], "warnings": [],
+            "totals": {"connections_opened": 0, "connections_closed": 0, "tasks_spawned": 0,
+                "orphan_tasks": 0, "live_tasks": 0, "open_connections": 0,
+                "connections_evicted": 0, "connections_untracked": 0,
+                "connections_leaking_memory": 0},
+            "heap": {"tracking": false, "connection_live_bytes": 0, "retained_bytes": 0,
+                "untagged_live_bytes": 0, "evicted_live_bytes": 0},
+            "tasks": [
+                {"id": 1, "conn_id": 7, "name": "conn=7 forwarder", "spawned_at": "src/a.rs:1:2",
+                 "state": "alive", "ended_by": null, "spawned_at_ms": 0, "ended_at_ms": null,
+                 "orphan": false, "outlived_close_ms": null, "detached": false, "kind": "async"},
+                {"id": 2, "conn_id": 7, "name": "conn=7",
+                 "spawned_at": "examples/leaky-chat/src/heartbeat.rs:17:5",
+                 "state": "alive", "ended_by": null, "spawned_at_ms": 0, "ended_at_ms": null,
+                 "orphan": false, "outlived_close_ms": null, "detached": false, "kind": "async"}
+            ]
+        }))
+        .expect("snapshot JSON");
+        assert_eq!(super::bar_label(&snap.tasks[0]), "forwarder");
+        assert_eq!(super::bar_label(&snap.tasks[1]), "src/heartbeat.rs:17:5");
+    }
+
     #[test]
     fn ticks_are_round_and_few() {
         let t: Vec<u64> = super::ticks(5_500).collect();
