@@ -1,35 +1,32 @@
-//! The JSON, Prometheus and health routes.
+//! The machine-readable routes: JSON snapshot, history and report, Prometheus, health.
 
-use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::extract::RawQuery;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Serialize;
 
-/// Every dashboard route, ready to nest: `app.nest("/_leakscope", leakscope_dashboard::router())`.
-pub fn router() -> Router {
-    Router::new()
-        .route("/api/snapshot", get(snapshot))
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
+use crate::error::DashResult;
+use crate::history;
+use crate::query::Params;
+
+fn json_response<T: Serialize>(value: &T) -> DashResult<Response> {
+    let body = leakscope::untracked(|| serde_json::to_string(value))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn snapshot() -> Response {
-    let body = leakscope::untracked(|| serde_json::to_string(&leakscope::snapshot()));
-    match body {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("could not encode the snapshot: {e}"),
-        )
-            .into_response(),
-    }
+/// `GET /api/snapshot`: `leakscope::snapshot()` as JSON (the public contract).
+pub(crate) async fn snapshot() -> DashResult<Response> {
+    let snap = leakscope::untracked(leakscope::snapshot);
+    json_response(&snap)
 }
 
-async fn health() -> &'static str {
+/// `GET /health`.
+pub(crate) async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn metrics() -> Response {
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics() -> Response {
     let text = leakscope::untracked(|| prometheus_text(&leakscope::snapshot()));
     (
         [(
@@ -39,6 +36,86 @@ async fn metrics() -> Response {
         text,
     )
         .into_response()
+}
+
+/// `GET /api/history`: the last 10 minutes of totals, one point per second.
+pub(crate) async fn history(RawQuery(q): RawQuery) -> DashResult<Response> {
+    Params::parse(q.as_deref(), &[])?;
+    history::ensure_running();
+    let h = leakscope::untracked(history::history);
+    json_response(&h)
+}
+
+#[derive(Serialize)]
+struct ConfigInfo {
+    grace_ms: u64,
+    retention_ms: u64,
+    max_closed_connections: usize,
+    max_leaking_connections: usize,
+    max_ended_tasks_per_connection: usize,
+    retained_bytes_threshold: u64,
+}
+
+#[derive(Serialize)]
+struct BuildInfo {
+    dashboard_version: &'static str,
+    leakscope_enabled: bool,
+    tokio_unstable: bool,
+    taskdump: bool,
+    debug_assertions: bool,
+    target_os: &'static str,
+    target_arch: &'static str,
+}
+
+#[derive(Serialize)]
+struct Report {
+    generated_at_ms: u64,
+    snapshot: leakscope::Snapshot,
+    history: history::History,
+    config: ConfigInfo,
+    build: BuildInfo,
+}
+
+/// `GET /api/report`: everything for a post-mortem, as a JSON download.
+pub(crate) async fn report(RawQuery(q): RawQuery) -> DashResult<Response> {
+    Params::parse(q.as_deref(), &[])?;
+    let (report, body) = leakscope::untracked(|| {
+        let c = leakscope::config();
+        let snapshot = leakscope::snapshot();
+        let r = Report {
+            generated_at_ms: snapshot.taken_at_ms,
+            history: history::history(),
+            config: ConfigInfo {
+                grace_ms: c.grace.as_millis() as u64,
+                retention_ms: c.retention.as_millis() as u64,
+                max_closed_connections: c.max_closed_connections,
+                max_leaking_connections: c.max_leaking_connections,
+                max_ended_tasks_per_connection: c.max_ended_tasks_per_connection,
+                retained_bytes_threshold: c.retained_bytes_threshold,
+            },
+            build: BuildInfo {
+                dashboard_version: env!("CARGO_PKG_VERSION"),
+                leakscope_enabled: leakscope::ENABLED,
+                tokio_unstable: cfg!(tokio_unstable),
+                taskdump: crate::dump::AVAILABLE,
+                debug_assertions: cfg!(debug_assertions),
+                target_os: std::env::consts::OS,
+                target_arch: std::env::consts::ARCH,
+            },
+            snapshot,
+        };
+        let body = serde_json::to_string_pretty(&r);
+        (r.generated_at_ms, body)
+    });
+    let disposition = format!("attachment; filename=\"leakscope-report-{report}.json\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body?,
+    )
+        .into_response())
 }
 
 /// The snapshot's gauges and counters in Prometheus text format.

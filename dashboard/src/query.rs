@@ -1,0 +1,112 @@
+//! Query-string parsing with clear 400 messages (instead of axum's generic rejection text).
+
+use crate::error::DashError;
+
+/// The decoded `key=value` pairs of a query string, checked against the keys a route accepts.
+/// `token` (see [`crate::auth`]) is accepted everywhere and never returned.
+#[derive(Debug, Default)]
+pub(crate) struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Decodes `raw` (`None` when the URL has no `?`). Unknown and repeated keys are errors.
+    pub(crate) fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, DashError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if k == "token" {
+                continue;
+            }
+            if !allowed.contains(&k.as_ref()) {
+                let expected = if allowed.is_empty() {
+                    "this page takes no query parameters".to_owned()
+                } else {
+                    format!("expected one of: {}", allowed.join(", "))
+                };
+                return Err(DashError::bad_request(format!(
+                    "unknown query parameter {k:?}; {expected}"
+                )));
+            }
+            if pairs.iter().any(|(seen, _)| *seen == k) {
+                return Err(DashError::bad_request(format!(
+                    "query parameter {k:?} is given more than once"
+                )));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Params { pairs })
+    }
+
+    /// The value of `key`, if given.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A whole number in `min..=max`, or `default` when absent (an empty value counts as absent).
+    pub(crate) fn number(
+        &self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, DashError> {
+        match self.get(key) {
+            None | Some("") => Ok(default),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(DashError::bad_request(format!(
+                    "query parameter {key}={v:?}: expected a whole number from {min} to {max}"
+                ))),
+            },
+        }
+    }
+
+    /// A yes/no flag: `1`, `true` or empty mean yes, `0` or `false` no.
+    pub(crate) fn flag(&self, key: &str) -> Result<bool, DashError> {
+        match self.get(key) {
+            None | Some("0") | Some("false") => Ok(false),
+            Some("") | Some("1") | Some("true") => Ok(true),
+            Some(v) => Err(DashError::bad_request(format!(
+                "query parameter {key}={v:?}: expected 1 or 0"
+            ))),
+        }
+    }
+}
+
+/// Parses a path id (`/conn/{id}`, `/task/{id}`).
+pub(crate) fn parse_id(what: &str, raw: &str) -> Result<u64, DashError> {
+    raw.parse::<u64>().map_err(|_| {
+        DashError::bad_request(format!(
+            "{what} id {raw:?} is not a whole number (expected e.g. {what}/42)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let p = Params::parse(
+            Some("state=open&label=%2Fws+x&token=abc"),
+            &["state", "label"],
+        )
+        .unwrap();
+        assert_eq!(p.get("state"), Some("open"));
+        assert_eq!(p.get("label"), Some("/ws x"));
+        assert_eq!(p.get("token"), None);
+        let e = Params::parse(Some("stat=open"), &["state"]).unwrap_err();
+        assert!(e.message.contains("unknown query parameter \"stat\""));
+        let e = Params::parse(Some("page=1&page=2"), &["page"]).unwrap_err();
+        assert!(e.message.contains("more than once"));
+        let p = Params::parse(Some("page=0"), &["page"]).unwrap();
+        assert!(p.number("page", 1, 1, 10).is_err());
+        assert_eq!(p.number("per_page", 50, 1, 500).unwrap(), 50);
+        assert!(parse_id("conn", "x1").is_err());
+        assert_eq!(parse_id("conn", "17").unwrap(), 17);
+    }
+}

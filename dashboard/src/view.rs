@@ -1,0 +1,165 @@
+//! Formatting for humans and the rows shared by the pages and the live stream.
+
+use std::collections::HashMap;
+
+use leakscope::{ConnectionInfo, Snapshot};
+use serde::Serialize;
+
+/// How many orphan rows the overview and the live stream show (the rest are counted).
+pub(crate) const ORPHAN_ROWS: usize = 100;
+
+/// `1,234,567`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `512 B`, `1.5 KiB`, `12.0 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`, `3 d 04 h`.
+pub(crate) fn duration_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{} min {:02} s", s / 60, s % 60),
+        3_600_000..86_400_000 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d {:02} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// `12.3 s ago`, or `-` for `None`.
+pub(crate) fn ago(now_ms: u64, at_ms: Option<u64>) -> String {
+    match at_ms {
+        Some(t) => format!("{} ago", duration_ms(now_ms.saturating_sub(t))),
+        None => "-".to_owned(),
+    }
+}
+
+/// A spawn location without the cargo home prefix of dependencies:
+/// `/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/x.rs:1:2` becomes
+/// `axum-0.8.9/src/x.rs:1:2`. Workspace paths are unchanged.
+pub(crate) fn location(loc: &str) -> String {
+    for marker in ["/registry/src/", "/git/checkouts/"] {
+        if let Some(i) = loc.find(marker) {
+            let rest = &loc[i + marker.len()..];
+            if let Some(j) = rest.find('/') {
+                return rest[j + 1..].to_owned();
+            }
+        }
+    }
+    loc.to_owned()
+}
+
+/// One orphan task with its connection, as the overview table and the live stream show it.
+#[derive(Debug, Clone, Serialize, Hash)]
+pub(crate) struct OrphanRow {
+    pub task_id: u64,
+    pub conn_id: u64,
+    pub label: String,
+    pub peer: String,
+    pub name: String,
+    pub spawned_at: String,
+    /// Milliseconds since the connection's socket closed.
+    pub since_close_ms: u64,
+}
+
+impl OrphanRow {
+    /// [`OrphanRow::since_close_ms`] for humans.
+    pub(crate) fn since_close(&self) -> String {
+        duration_ms(self.since_close_ms)
+    }
+}
+
+/// Connections by id, for joining tasks to their connection.
+pub(crate) fn conn_index(s: &Snapshot) -> HashMap<u64, &ConnectionInfo> {
+    s.connections.iter().map(|c| (c.id, c)).collect()
+}
+
+/// The first `limit` orphans (the snapshot lists the longest-outlived first) and how many
+/// orphan tasks the snapshot lists in all.
+pub(crate) fn orphan_rows(s: &Snapshot, limit: usize) -> (Vec<OrphanRow>, u64) {
+    let mut total = 0u64;
+    let mut wanted = Vec::new();
+    for t in s.orphans() {
+        total += 1;
+        if wanted.len() < limit {
+            wanted.push(t);
+        }
+    }
+    if wanted.is_empty() {
+        return (Vec::new(), total);
+    }
+    let conns = conn_index(s);
+    let rows = wanted
+        .into_iter()
+        .map(|t| {
+            let c = conns.get(&t.conn_id);
+            OrphanRow {
+                task_id: t.id,
+                conn_id: t.conn_id,
+                label: c.map_or_else(|| "(evicted)".to_owned(), |c| c.label.clone()),
+                peer: c
+                    .and_then(|c| c.peer.clone())
+                    .unwrap_or_else(|| "-".to_owned()),
+                name: t.name.clone(),
+                spawned_at: location(&t.spawned_at),
+                since_close_ms: t.outlived_close_ms.unwrap_or(0),
+            }
+        })
+        .collect();
+    (rows, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(12 * 1024 * 1024), "12.0 MiB");
+        assert_eq!(duration_ms(850), "850 ms");
+        assert_eq!(duration_ms(12_340), "12.3 s");
+        assert_eq!(duration_ms(245_000), "4 min 05 s");
+        assert_eq!(duration_ms(7_380_000), "2 h 03 min");
+        assert_eq!(duration_ms(273_600_000), "3 d 04 h");
+        assert_eq!(ago(5_000, Some(4_000)), "1.0 s ago");
+        assert_eq!(ago(5_000, None), "-");
+        assert_eq!(
+            location(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/a.rs:1:2"
+            ),
+            "axum-0.8.9/src/a.rs:1:2"
+        );
+        assert_eq!(
+            location("examples/x/src/a.rs:3:4"),
+            "examples/x/src/a.rs:3:4"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! Helpers for the dashboard's router tests. leakscope's collector is process-wide, so each
+//! test creates its own connections with unique labels and asserts only on those.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// How long a test waits for something that should happen within about a second.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Sets a short grace period (first call in the process wins).
+pub fn init() {
+    let _ = leakscope::Builder::new()
+        .grace(Duration::from_millis(50))
+        .install();
+}
+
+/// Runs `fut` on a runtime with leakscope's hooks, so plain `tokio::spawn` is tracked.
+pub fn run<F: Future>(fut: F) -> F::Output {
+    init();
+    leakscope::runtime()
+        .worker_threads(2)
+        .build()
+        .expect("runtime")
+        .block_on(fut)
+}
+
+/// A response, with its body read to the end.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Sends one request through `app`.
+pub async fn request(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = tokio::time::timeout(DEADLINE, res.into_body().collect())
+        .await
+        .expect("body within the deadline")
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// `GET uri`.
+pub async fn get(app: &Router, uri: &str) -> Reply {
+    request(app, Method::GET, uri, &[]).await
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after [`DEADLINE`].
+pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Opens a connection labelled `label`, spawns one task in it that never ends, closes the
+/// connection, and waits until that task is an orphan. Returns `(conn id, task id)`.
+pub async fn make_orphan(label: &str) -> (u64, u64) {
+    let conn = leakscope::Connection::open(label, Some("127.0.0.1:9".to_owned()));
+    let id = conn.id().expect("tracked");
+    conn.scope(async {
+        tokio::spawn(std::future::pending::<()>());
+    })
+    .await;
+    conn.close();
+    wait_for("an orphan task", || {
+        let s = leakscope::snapshot();
+        s.tasks_of(id).find(|t| t.orphan).map(|t| (id, t.id))
+    })
+    .await
+}
+
+/// Opens a connection labelled `label` with one task that never ends; the connection stays
+/// open while the returned handle lives. Returns `(handle, conn id, task id)`.
+pub async fn make_open(label: &str) -> (leakscope::Connection, u64, u64) {
+    let conn = leakscope::Connection::open(label, None);
+    let id = conn.id().expect("tracked");
+    conn.scope(async {
+        tokio::spawn(std::future::pending::<()>());
+    })
+    .await;
+    let task = wait_for("the task to be tracked", || {
+        leakscope::snapshot().tasks_of(id).next().map(|t| t.id)
+    })
+    .await;
+    (conn, id, task)
+}

@@ -1,0 +1,384 @@
+//! Every page and API route, its error cases, escaping, auth and nesting.
+
+mod common;
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use common::*;
+use leakscope_dashboard::{RouterOptions, router, router_with};
+
+#[test]
+fn overview_lists_orphans_in_red_and_escapes_labels() {
+    run(async {
+        let (conn, task) = make_orphan("routes/<script>alert(1)</script>").await;
+        let app = router();
+        let r = get(&app, "/").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.header("content-type").starts_with("text/html"));
+        assert!(
+            r.header("content-security-policy")
+                .contains("script-src 'self'")
+        );
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
+        assert!(!r.body.contains("<script>alert"), "label not escaped");
+        let row = format!(
+            r#"<tr class="orphan" data-label="routes/&#60;script&#62;alert(1)&#60;/script&#62;" data-task="{task}">"#
+        );
+        assert!(
+            r.body.contains(&row),
+            "no red orphan row {row} in:\n{}",
+            r.body
+        );
+        assert!(r.body.contains(&format!(r#"href="conn/{conn}""#)));
+        assert!(r.body.contains(&format!(r#"href="task/{task}""#)));
+        for key in [
+            "open_connections",
+            "live_tasks",
+            "orphan_tasks",
+            "retained_bytes",
+        ] {
+            assert!(
+                r.body.contains(&format!(r#"data-counter="{key}""#)),
+                "{key}"
+            );
+        }
+    });
+}
+
+#[test]
+fn connections_table_filters_and_paginates() {
+    run(async {
+        let (_c1, open_id, _) = make_open("routes/filter/a").await;
+        let (_c2, open_id2, _) = make_open("routes/filter/b").await;
+        let (leak_id, _) = make_orphan("routes/filter/leak").await;
+        let app = router();
+        let link = |id: u64| format!(r#"href="conn/{id}""#);
+
+        // Only the connections table (the orphan table above it lists the leaking one too).
+        let table =
+            |body: &str| body[body.find(r#"id="connections""#).expect("table")..].to_owned();
+
+        let t = table(
+            &get(&app, "/?state=open&label=routes%2Ffilter%2F")
+                .await
+                .body,
+        );
+        assert!(
+            t.contains(&link(open_id)) && t.contains(&link(open_id2)),
+            "{t}"
+        );
+        assert!(!t.contains(&link(leak_id)), "{t}");
+        assert!(t.contains("of 2 matching"), "{t}");
+
+        let t = table(&get(&app, "/?state=leaking&label=routes/filter/").await.body);
+        assert!(
+            t.contains("of 1 matching") && t.contains(&link(leak_id)),
+            "{t}"
+        );
+        assert!(t.contains(r#"<span class="badge state-leaking">leaking</span>"#));
+
+        let t = table(&get(&app, "/?state=closed&label=routes/filter/").await.body);
+        assert!(
+            t.contains("of 1 matching") && t.contains(&link(leak_id)),
+            "{t}"
+        );
+
+        // Newest first: page 1 has b, page 2 has a.
+        let t = table(
+            &get(&app, "/?label=routes/filter/&state=open&per_page=1&page=2")
+                .await
+                .body,
+        );
+        assert!(
+            t.contains(&link(open_id)) && !t.contains(&link(open_id2)),
+            "{t}"
+        );
+        assert!(t.contains("page 2 of 2"));
+        assert!(
+            t.contains("?state=open&#38;label=routes%2Ffilter%2F&#38;page=1&#38;per_page=1"),
+            "{t}"
+        );
+
+        // Past the last page: an empty page, not an error.
+        let r = get(&app, "/?label=routes/filter/&page=99").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("No connections match."));
+    });
+}
+
+#[test]
+fn bad_query_parameters_are_400_with_a_message() {
+    run(async {
+        let app = router();
+        let cases = [
+            (
+                "/?state=bogus",
+                "state=\"bogus\": expected open, closed, leaking or all",
+            ),
+            ("/?page=0", "page=\"0\": expected a whole number from 1"),
+            (
+                "/?per_page=501",
+                "per_page=\"501\": expected a whole number from 1 to 500",
+            ),
+            ("/?per_page=ten", "per_page=\"ten\""),
+            ("/?stat=open", "unknown query parameter \"stat\""),
+            ("/?page=1&page=2", "\"page\" is given more than once"),
+            ("/conn/abc", "conn id \"abc\" is not a whole number"),
+            ("/conn/-1", "is not a whole number"),
+            ("/conn/99999999999999999999999", "is not a whole number"),
+            ("/conn/1?x=1", "this page takes no query parameters"),
+            ("/task/1.5", "task id \"1.5\" is not a whole number"),
+            ("/task/1?dump=maybe", "dump=\"maybe\": expected 1 or 0"),
+            ("/api/history?x", "unknown query parameter"),
+            ("/api/events?x=1", "unknown query parameter"),
+            ("/api/report?x=1", "unknown query parameter"),
+        ];
+        for (uri, msg) in cases {
+            let r = get(&app, uri).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.body);
+            assert!(r.body.contains(msg), "{uri}: {:?} lacks {msg:?}", r.body);
+            assert!(r.header("content-type").starts_with("text/plain"));
+        }
+        // Invalid UTF-8 in a path id: rejected, no panic.
+        let r = get(&app, "/conn/%FF").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    });
+}
+
+#[test]
+fn unknown_ids_and_paths_are_404() {
+    run(async {
+        let app = router();
+        for uri in [
+            "/conn/18446744073709551615",
+            "/task/18446744073709551615",
+            "/task/18446744073709551615?dump=1",
+            "/nope",
+            "/assets/nope.js",
+            "/conn/",
+        ] {
+            let r = get(&app, uri).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}: {}", r.body);
+            assert!(!r.body.is_empty(), "{uri}: a 404 says why");
+        }
+        let r = get(&app, "/conn/18446744073709551615").await;
+        assert!(
+            r.body
+                .contains("connection 18446744073709551615 is not tracked")
+        );
+    });
+}
+
+#[test]
+fn connection_page_shows_tasks_timeline_and_bytes() {
+    run(async {
+        let (conn, task) = make_orphan("routes/conn-page").await;
+        let app = router();
+        let r = get(&app, &format!("/conn/{conn}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains(&format!("Connection #{conn}")));
+        assert!(r.body.contains(r#"<svg class="timeline""#));
+        assert!(r.body.contains(r#"class="bar orphan""#), "orphan bar");
+        assert!(r.body.contains("socket closed") && r.body.contains("grace over"));
+        assert!(r.body.contains(&format!(r#"href="../task/{task}""#)));
+        for fact in ["allocated", "freed", "live blocks", "retained"] {
+            assert!(r.body.contains(&format!("<dt>{fact}</dt>")), "{fact}");
+        }
+        assert!(r.body.contains(r#"href="../assets/app.css""#));
+        assert!(r.body.contains(r#"class="brand" href="../""#));
+    });
+}
+
+#[test]
+fn task_page_and_dump_on_request_only() {
+    run(async {
+        let (conn, task) = make_orphan("routes/task-page").await;
+        let app = router();
+        let r = get(&app, &format!("/task/{task}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains(&format!("Task {task}")));
+        assert!(r.body.contains(&format!(r#"href="../conn/{conn}""#)));
+        assert!(r.body.contains("common/mod.rs"), "spawn location");
+        assert!(
+            !r.body.contains(r#"id="dump-text""#),
+            "no dump unless asked"
+        );
+
+        let asked = [
+            get(&app, &format!("/task/{task}?dump=1")).await,
+            request(&app, Method::POST, &format!("/task/{task}?dump=1"), &[]).await,
+        ];
+        for r in asked {
+            if cfg!(feature = "taskdump") {
+                // This test runtime is idle: the dump is safe and finds the parked task.
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                assert!(r.body.contains(r#"id="dump-text""#), "{}", r.body);
+            } else {
+                assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.body);
+                assert!(
+                    r.body
+                        .contains("Task dumps are not available in this build")
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn json_metrics_report_health_and_assets() {
+    run(async {
+        let (conn, _) = make_orphan("routes/json").await;
+        let app = router();
+
+        let r = get(&app, "/api/snapshot").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("content-type"), "application/json");
+        let snap: leakscope::Snapshot = serde_json::from_str(&r.body).expect("snapshot JSON");
+        assert!(snap.connection(conn).is_some_and(|c| c.orphan_tasks == 1));
+
+        let r = get(&app, "/metrics").await;
+        assert!(
+            r.header("content-type")
+                .starts_with("text/plain; version=0.0.4")
+        );
+        assert!(r.body.contains("# TYPE leakscope_orphan_tasks gauge"));
+
+        let r = get(&app, "/api/report").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.header("content-disposition")
+                .starts_with("attachment; filename=\"leakscope-report-")
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("report JSON");
+        for key in ["snapshot", "history", "config", "build", "generated_at_ms"] {
+            assert!(v.get(key).is_some(), "report lacks {key}");
+        }
+        assert_eq!(v["build"]["leakscope_enabled"], true);
+        assert_eq!(v["config"]["grace_ms"], 50);
+        assert!(
+            v["snapshot"]["connections"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        );
+
+        let r = get(&app, "/health").await;
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok\n"));
+
+        for (name, ty) in [
+            ("app.css", "text/css"),
+            ("app.js", "text/javascript"),
+            ("uPlot.iife.min.js", "text/javascript"),
+            ("uPlot.min.css", "text/css"),
+        ] {
+            let r = get(&app, &format!("/assets/{name}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{name}");
+            assert!(r.header("content-type").starts_with(ty), "{name}");
+            assert!(r.body.len() > 500, "{name} is embedded");
+        }
+    });
+}
+
+#[test]
+fn a_token_guards_every_route() {
+    run(async {
+        let (conn, _) = make_orphan("routes/token").await;
+        let app = router_with(RouterOptions::new().bearer_token("s3cret tok"));
+        for uri in [
+            "/",
+            "/health",
+            "/api/snapshot",
+            "/api/events",
+            "/metrics",
+            "/assets/app.js",
+            "/nope",
+        ] {
+            let r = get(&app, uri).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}");
+            assert_eq!(r.header("www-authenticate"), "Bearer realm=\"leakscope\"");
+            assert!(r.body.contains("LEAKSCOPE_DASHBOARD_TOKEN"));
+            let r = request(&app, Method::GET, uri, &[("authorization", "Bearer wrong")]).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}");
+            let r = get(&app, &format!("{uri}?token=wrong")).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+        let r = request(
+            &app,
+            Method::GET,
+            "/health",
+            &[("authorization", "Bearer s3cret tok")],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = request(
+            &app,
+            Method::GET,
+            "/health",
+            &[("authorization", "bearer s3cret tok")],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "the scheme is case-insensitive");
+
+        // A page opened with ?token= carries it on to its links, assets and live stream.
+        let r = get(&app, "/?token=s3cret+tok").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.body
+                .contains(r#"data-events="api/events?token=s3cret+tok""#)
+        );
+        assert!(r.body.contains(r#"href="assets/app.css?token=s3cret+tok""#));
+        assert!(
+            r.body
+                .contains(&format!(r#"href="conn/{conn}?token=s3cret+tok""#))
+        );
+        assert!(
+            r.body
+                .contains(r#"<input type="hidden" name="token" value="s3cret tok">"#)
+        );
+        let r = get(&app, &format!("/conn/{conn}?token=s3cret%20tok")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains(r#"href="../?token=s3cret+tok""#));
+    });
+}
+
+#[test]
+fn nested_under_a_prefix_every_url_is_relative() {
+    run(async {
+        let (conn, task) = make_orphan("routes/nested").await;
+        let app = Router::new().nest("/_leakscope", router());
+        let r = get(&app, "/_leakscope").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains(r#"href="_leakscope/assets/app.css""#));
+        assert!(r.body.contains(r#"data-events="_leakscope/api/events""#));
+        assert!(
+            r.body
+                .contains(&format!(r#"href="_leakscope/conn/{conn}""#))
+        );
+        let pages = [
+            r.body,
+            get(&app, &format!("/_leakscope/conn/{conn}")).await.body,
+            get(&app, &format!("/_leakscope/task/{task}")).await.body,
+        ];
+        assert!(pages[1].contains(r#"href="../assets/app.css""#));
+        assert!(pages[1].contains(r#"class="brand" href="../../_leakscope""#));
+        for page in &pages {
+            for absolute in [
+                r#"href="/"#,
+                r#"src="/"#,
+                r#"action="/"#,
+                r#"data-events="/"#,
+            ] {
+                assert!(
+                    !page.contains(absolute),
+                    "absolute URL {absolute} in:\n{page}"
+                );
+            }
+        }
+        for uri in [
+            "/_leakscope/api/snapshot",
+            "/_leakscope/health",
+            "/_leakscope/assets/app.js",
+        ] {
+            assert_eq!(get(&app, uri).await.status, StatusCode::OK, "{uri}");
+        }
+    });
+}

@@ -1,0 +1,263 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver (WebDriver).
+//!
+//! Opens the overview, then drives a clean (`/ws`) and a leaky (`/ws/leaky/forwarder`) chat
+//! connection, and waits until a red orphan row for the leaky route arrives over the live
+//! stream, without a reload. Saves a screenshot to `target/dashboard-e2e.png`.
+//!
+//! Needs `chromium` and `chromedriver` (`apt-get install -y chromium chromium-driver`; or set
+//! `CHROMIUM` / `CHROMEDRIVER` to their paths). Without them the test is skipped with a loud
+//! message, except under `CI=true`, where it fails.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use leakscope_tests::{run, serve_chat};
+use leaky_chat::load::{Ending, one_client};
+use serde_json::json;
+
+const GRACE: Duration = Duration::from_millis(500);
+const DEADLINE: Duration = Duration::from_secs(30);
+const LEAKY: &str = "/ws/leaky/forwarder";
+const CLEAN: &str = "/ws";
+
+/// `name`'s path: `$env` if set, else the first match on `PATH`.
+fn find(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// Kills chromedriver and removes the browser profile, also when the test fails.
+struct Driver {
+    child: Child,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after [`DEADLINE`].
+async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out after {DEADLINE:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(client: &Client, css: &str) -> Result<usize, String> {
+    client
+        .find_all(Locator::Css(css))
+        .await
+        .map(|v| v.len())
+        .map_err(|e| format!("find {css}: {e}"))
+}
+
+async fn script(client: &Client, js: &str) -> Result<serde_json::Value, String> {
+    client
+        .execute(js, vec![])
+        .await
+        .map_err(|e| format!("script {js:?}: {e}"))
+}
+
+/// The browser part; errors come back as text so the session is closed either way.
+async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Result<(), String> {
+    client
+        .goto(&format!("http://{dashboard}/"))
+        .await
+        .map_err(|e| format!("open the dashboard: {e}"))?;
+    // The live stream is connected before any client connection exists.
+    wait_until("the live stream to connect", || async {
+        Ok((count(client, "#live[data-state=\"live\"]").await? > 0).then_some(()))
+    })
+    .await?;
+    let orphan_row = format!("tr.orphan[data-label=\"{LEAKY}\"]");
+    assert_eq!(
+        count(client, &orphan_row).await?,
+        0,
+        "no orphan before any connection"
+    );
+    script(client, "window.__leakscopeE2E = 'same page'; return true;").await?;
+
+    one_client(chat, CLEAN, 2, Ending::CloseFrame).await?;
+    one_client(chat, LEAKY, 2, Ending::CloseFrame).await?;
+
+    wait_until("a red orphan row for the leaky route", || async {
+        Ok((count(client, &orphan_row).await? > 0).then_some(()))
+    })
+    .await?;
+    let marker = script(client, "return window.__leakscopeE2E || null;").await?;
+    assert_eq!(
+        marker,
+        json!("same page"),
+        "the row must arrive without a reload"
+    );
+    let clean_row = format!("tr.orphan[data-label=\"{CLEAN}\"]");
+    assert_eq!(
+        count(client, &clean_row).await?,
+        0,
+        "the clean route leaves no orphan"
+    );
+    let bg = script(
+        client,
+        &format!(
+            "return getComputedStyle(document.querySelector('{orphan_row}')).backgroundColor;"
+        ),
+    )
+    .await?;
+    let rgb: Vec<u32> = bg
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert!(
+        rgb.len() == 3 && rgb[0] > rgb[1] + 16 && rgb[0] > rgb[2] + 16,
+        "the orphan row is not red: {bg}"
+    );
+    let text = client
+        .find(Locator::Css(&orphan_row))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    assert!(text.contains("forwarder"), "row text: {text}");
+
+    let png = client
+        .screenshot()
+        .await
+        .map_err(|e| format!("screenshot: {e}"))?;
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard-e2e.png");
+    std::fs::write(&out, png).map_err(|e| format!("write {}: {e}", out.display()))?;
+    eprintln!("screenshot: {}", out.display());
+    Ok(())
+}
+
+#[test]
+fn orphan_rows_arrive_live_in_a_real_browser() {
+    let _ = leakscope::Builder::new().grace(GRACE).install();
+    assert_eq!(
+        leakscope::config().grace,
+        GRACE,
+        "configured before first use"
+    );
+
+    let chromium = find(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let chromedriver = find("CHROMEDRIVER", &["chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        let msg = "chromium and/or chromedriver not found; install them with \
+                   `apt-get install -y chromium chromium-driver` (or set CHROMIUM / CHROMEDRIVER)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("browser test cannot run under CI=true: {msg}");
+        }
+        // Straight to the stderr handle: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n======== SKIPPED dashboard browser test: {msg} ========\n"
+        );
+        return;
+    };
+
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let profile =
+        std::env::temp_dir().join(format!("leakscope-e2e-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&profile).expect("browser profile dir");
+    let port = free_port();
+    let child = Command::new(&chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display()));
+    let driver = Driver { child, profile };
+
+    let result = run(async {
+        let chat = serve_chat().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let dashboard = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            axum::serve(listener, leakscope_dashboard::router())
+                .await
+                .expect("dashboard");
+        });
+
+        let webdriver = format!("http://127.0.0.1:{port}");
+        wait_until("chromedriver to listen", || async {
+            Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok())
+        })
+        .await?;
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", driver.profile.display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&webdriver)
+            .await
+            .map_err(|e| format!("WebDriver session at {webdriver}: {e}"))?;
+        let outcome = AssertUnwindSafe(drive(&client, dashboard, chat))
+            .catch_unwind()
+            .await;
+        let _ = client.close().await;
+        match outcome {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    drop(driver);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
