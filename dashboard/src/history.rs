@@ -106,8 +106,7 @@ pub(crate) fn ensure_running() {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 every.tick().await;
-                // A snapshot of 100k tasks takes tens of milliseconds: keep it off the
-                // runtime's worker threads.
+                // Keep even the summary off the runtime's worker threads.
                 let work = tokio::task::spawn_blocking(move || leakscope::untracked(|| sample(s)));
                 if work.await.is_err() {
                     return; // the runtime is shutting down
@@ -118,7 +117,8 @@ pub(crate) fn ensure_running() {
 }
 
 fn sample(s: &Sampler) {
-    let snap = leakscope::snapshot();
+    // Exact totals and the first orphan rows, without materialising every task.
+    let snap = leakscope::summary(crate::view::ORPHAN_ROWS);
     let point = Point::of(&snap);
     {
         let mut ring = s.ring.lock().unwrap_or_else(|p| p.into_inner());

@@ -110,6 +110,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
         .layer(middleware::from_fn(start_sampler))
+        .layer(middleware::from_fn(ignore_own_connection))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
@@ -124,6 +125,15 @@ async fn not_found() -> Response {
          see also api/snapshot, api/history, api/events, api/report, metrics, health)",
     )
     .into_response()
+}
+
+/// Behind leakscope's tracked listener the dashboard's own requests (and live streams) would
+/// show up as connections of the app: forget them.
+async fn ignore_own_connection(req: Request, next: Next) -> Response {
+    if let Some(conn) = leakscope::Connection::current() {
+        conn.ignore();
+    }
+    next.run(req).await
 }
 
 /// Starts the sampler on the first (authorised) request.

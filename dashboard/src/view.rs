@@ -107,6 +107,8 @@ pub(crate) fn orphan_rows(s: &Snapshot, limit: usize) -> (Vec<OrphanRow>, u64) {
             wanted.push(t);
         }
     }
+    // A summary lists only the first orphans; the totals count all (evicted ones too).
+    let total = total.max(s.totals.orphan_tasks);
     if wanted.is_empty() {
         return (Vec::new(), total);
     }

@@ -17,8 +17,8 @@ pub const DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION: usize = 32;
 /// is flagged as leaking memory.
 pub const DEFAULT_RETAINED_BYTES_THRESHOLD: u64 = 64 * 1024;
 
-/// The effective configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The effective configuration (durations serialize as `{secs, nanos}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Config {
     /// See [`Builder::grace`].

@@ -137,6 +137,17 @@ impl Connection {
         let _ = peer;
     }
 
+    /// Stops tracking this connection and forgets it, as if it had never been opened (for a
+    /// tool's own traffic, such as the dashboard's requests behind a tracked listener).
+    /// Allocations it still owns go to the untracked bucket.
+    pub fn ignore(&self) {
+        #[cfg(feature = "enabled")]
+        if let Some(i) = &self.inner {
+            i.closed.store(true, Ordering::Relaxed);
+            collector::get().ignore(i.id);
+        }
+    }
+
     /// Marks the socket closed now. Idempotent: the first close wins.
     pub fn close(&self) {
         self.close_because("closed by the application");

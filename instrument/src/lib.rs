@@ -81,6 +81,21 @@ pub fn snapshot() -> Snapshot {
     Snapshot::empty(Mode::Disabled, DEFAULT_GRACE.as_millis() as u64)
 }
 
+/// A cheap snapshot for samplers that run every second: exact `totals` and `heap`, and only
+/// the `orphan_limit` longest-outlived orphan tasks with their connections. Its cost grows
+/// with the number of connections, not of tasks.
+pub fn summary(orphan_limit: usize) -> Snapshot {
+    #[cfg(feature = "enabled")]
+    {
+        collector::get().summary(orphan_limit)
+    }
+    #[cfg(not(feature = "enabled"))]
+    {
+        let _ = orphan_limit;
+        Snapshot::empty(Mode::Disabled, DEFAULT_GRACE.as_millis() as u64)
+    }
+}
+
 /// The effective configuration (defaults, environment, or what [`Builder::install`] set).
 pub fn config() -> Config {
     #[cfg(feature = "enabled")]

@@ -85,7 +85,9 @@ fn tasks_end_as_completed_aborted_or_panicked() {
         if hooks_mode() {
             let plain: Vec<_> = tasks
                 .iter()
-                .filter(|t| t.spawned_at.contains("lifecycle.rs") && !t.name.contains(' '))
+                .filter(|t| {
+                    t.spawned_at.contains("lifecycle.rs") && t.name.contains("lifecycle.rs:")
+                })
                 .collect();
             assert!(
                 plain.iter().any(|t| t.ended_by == Some(EndedBy::Panicked)),

@@ -133,6 +133,11 @@ impl Collector {
         self.lock().close(id, reason);
     }
 
+    pub(crate) fn ignore(&self, id: u64) {
+        let _g = tag::untracked();
+        self.lock().ignore(id);
+    }
+
     /// The connection id behind a tag, if it is still tracked.
     pub(crate) fn conn_of_tag(&self, tag: u64) -> Option<u64> {
         let _g = tag::untracked();
@@ -161,5 +166,13 @@ impl Collector {
         let mut st = self.lock();
         st.maintain(crate::clock::now_ms());
         view::snapshot(&st, mode)
+    }
+
+    pub(crate) fn summary(&self, orphan_limit: usize) -> Snapshot {
+        let _g = tag::untracked();
+        let mode = self.mode();
+        let mut st = self.lock();
+        st.maintain(crate::clock::now_ms());
+        view::summary(&st, mode, orphan_limit)
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct Conn {
     pub alive_attached: u64,
     pub spawned: u64,
     pub ended: VecDeque<u64>,
+    /// Ids of its alive tasks (each task knows its position, for O(1) removal).
+    pub alive_ids: Vec<u64>,
     pub class: Class,
 }
 
@@ -77,6 +79,8 @@ pub(crate) struct Task {
     pub detached: bool,
     pub blocking: bool,
     pub wrapped: bool,
+    /// Position in its connection's `alive_ids` while alive.
+    pub alive_pos: usize,
 }
 
 pub(crate) struct State {
@@ -168,6 +172,7 @@ impl State {
                 alive_attached: 0,
                 spawned: 0,
                 ended: VecDeque::new(),
+                alive_ids: Vec::new(),
                 class: Class::Open,
             },
         );
@@ -207,6 +212,27 @@ impl State {
         self.maintain(now);
     }
 
+    /// Drops a connection as if it had never been tracked (the dashboard's own requests).
+    pub(crate) fn ignore(&mut self, id: u64) {
+        let Some(c) = self.conns.get(&id) else { return };
+        let (closed, class) = (c.closed_at_ms.is_some(), c.class);
+        match class {
+            Class::Clean => self.clean_count -= 1,
+            Class::Leaking => self.leaking_count -= 1,
+            Class::Open => {}
+        }
+        self.opened = self.opened.saturating_sub(1);
+        if closed {
+            self.closed = self.closed.saturating_sub(1);
+        } else {
+            self.open_count = self.open_count.saturating_sub(1);
+        }
+        self.spawned = self.spawned.saturating_sub(c.spawned);
+        // Its tasks are forgotten too: they were the tool's, not the app's.
+        self.evict(id, false);
+        self.evicted = self.evicted.saturating_sub(1);
+    }
+
     pub(crate) fn conn_of_tag(&self, t: u64) -> Option<u64> {
         let slot = tag::slot_of(t);
         if t == tag::UNTAGGED || slot >= MAX_SLOTS || tag::make(slot, self.slot_gen[slot]) != t {
@@ -238,6 +264,8 @@ impl State {
             c.alive_attached += 1;
         }
         let (conn_id, closed) = (c.id, c.closed_at_ms.is_some());
+        let alive_pos = c.alive_ids.len();
+        c.alive_ids.push(task);
         self.tasks.insert(
             task,
             Task {
@@ -251,6 +279,7 @@ impl State {
                 detached: info.detached,
                 blocking: info.blocking,
                 wrapped: info.wrapped,
+                alive_pos,
             },
         );
         if closed {
@@ -276,12 +305,20 @@ impl State {
         }
         t.ended_at_ms = Some(now_ms());
         t.ended_by = Some(ended_by);
-        let (conn_id, detached) = (t.conn_id, t.detached);
+        let (conn_id, detached, pos) = (t.conn_id, t.detached, t.alive_pos);
         let keep = self.cfg.max_ended_tasks_per_connection;
         let Some(c) = self.conns.get_mut(&conn_id) else {
             self.tasks.remove(&task);
             return;
         };
+        if c.alive_ids.get(pos) == Some(&task) {
+            c.alive_ids.swap_remove(pos);
+            if let Some(&moved) = c.alive_ids.get(pos)
+                && let Some(m) = self.tasks.get_mut(&moved)
+            {
+                m.alive_pos = pos;
+            }
+        }
         c.alive = c.alive.saturating_sub(1);
         if !detached {
             c.alive_attached = c.alive_attached.saturating_sub(1);
@@ -369,7 +406,7 @@ impl State {
                 continue;
             }
             self.clean_count -= 1;
-            self.evict(id);
+            self.evict(id, true);
         }
         while self.leaking_count > self.cfg.max_leaking_connections {
             let Some(id) = self.leaking_queue.pop_front() else {
@@ -382,12 +419,12 @@ impl State {
                 continue;
             }
             self.leaking_count -= 1;
-            self.evict(id);
+            self.evict(id, true);
         }
     }
 
-    /// Forgets a closed connection's details; its alive tasks stay counted.
-    fn evict(&mut self, id: u64) {
+    /// Forgets a closed connection's details; its alive tasks stay counted if `count_alive`.
+    fn evict(&mut self, id: u64, count_alive: bool) {
         let Some(c) = self.conns.remove(&id) else {
             return;
         };
@@ -395,17 +432,14 @@ impl State {
         for t in c.ended {
             self.tasks.remove(&t);
         }
-        if c.alive > 0 {
-            let alive: Vec<(u64, bool)> = self
-                .tasks
-                .values()
-                .filter(|t| t.conn_id == id && t.ended_at_ms.is_none())
-                .map(|t| (t.id, t.detached))
-                .collect();
-            self.evicted_tags.insert(c.tag, alive.len() as u64);
-            for (t, detached) in alive {
-                self.tasks.remove(&t);
-                self.evicted_tasks.insert(t, (c.tag, detached));
+        if !c.alive_ids.is_empty() && count_alive {
+            self.evicted_tags.insert(c.tag, c.alive_ids.len() as u64);
+        }
+        for t in &c.alive_ids {
+            if let Some(task) = self.tasks.remove(t)
+                && count_alive
+            {
+                self.evicted_tasks.insert(*t, (c.tag, task.detached));
             }
         }
         // Recycle the slot now: its live bytes move to the stale bucket and late frees of this
