@@ -87,7 +87,10 @@ impl Connection {
     pub fn current() -> Option<Connection> {
         #[cfg(feature = "enabled")]
         {
-            let t = tag::current();
+            let mut t = tag::current();
+            if t == tag::UNTAGGED {
+                t = crate::io::owners::current();
+            }
             if t == tag::UNTAGGED {
                 return None;
             }

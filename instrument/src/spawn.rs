@@ -127,6 +127,7 @@ mod imp {
             detached,
             blocking: false,
             wrapped: true,
+            was_pending: false,
         };
         if c.mode() == Mode::Hooks {
             let task_name = match (c.conn_of_tag(t), name) {
@@ -146,6 +147,13 @@ mod imp {
             set_pending(None);
             return handle;
         }
+        // Explicit-spawn mode: the task registers itself on its first poll (only then is its
+        // id known without a race); until then it keeps its connection from looking clean.
+        c.task_pending(t, 1);
+        let info = SpawnInfo {
+            was_pending: true,
+            ..info
+        };
         tokio::spawn(Tracked {
             fut,
             tag: t,
@@ -245,21 +253,23 @@ mod imp {
                 if *this.done {
                     return;
                 }
+                if let Some((_, Some(_))) = this.report {
+                    // Never polled: never registered, no longer pending.
+                    collector::get().task_pending(*this.tag, -1);
+                    return;
+                }
                 let Some(id) = tokio::task::try_id().map(tag::task_id_u64) else { return };
                 let how = if std::thread::panicking() { EndedBy::Panicked } else { EndedBy::Aborted };
-                match this.report {
+                if this.report.is_none() {
                     // hooks mode: the terminate hook records the end; tell it what we saw.
-                    None => {
-                        if how == EndedBy::Panicked {
-                            tag::mark_panicked_poll();
-                        } else {
-                            tag::mark_dropped_early(id);
-                        }
+                    if how == EndedBy::Panicked {
+                        tag::mark_panicked_poll();
+                    } else {
+                        tag::mark_dropped_early(id);
                     }
+                } else {
                     // explicit mode, registered: record it ourselves.
-                    Some((_, None)) => collector::get().task_ended(id, how),
-                    // never polled: never registered.
-                    Some((_, Some(_))) => {}
+                    collector::get().task_ended(id, how);
                 }
             }
         }

@@ -58,10 +58,13 @@ fn the_clean_route_retains_less_than_the_threshold() {
         })
         .await;
         let threshold = leakscope::snapshot().retained_bytes_threshold;
-        assert!(
-            conn.allocated_bytes > 100 * 1024,
-            "the socket's buffers count: {conn:?}"
-        );
+        if hooks_mode() {
+            // axum's upgrade task, which builds the socket, is the connection's only with hooks.
+            assert!(
+                conn.allocated_bytes > 100 * 1024,
+                "the socket's buffers count: {conn:?}"
+            );
+        }
         assert!(conn.retained_bytes < threshold, "{conn:?}");
         assert!(!conn.leaking_memory);
     });
@@ -81,7 +84,11 @@ fn a_leaked_forwarder_holding_the_sink_retains_the_socket_buffers() {
         })
         .await;
         // axum's upgrade task built the socket (tungstenite's buffers) as this connection's
-        // code, and the orphan keeps the sink half, hence the whole stream, alive.
+        // code, and the orphan keeps the sink half, hence the whole stream, alive. Without
+        // hooks axum's upgrade task is nobody's: nothing to check then.
+        if !hooks_mode() {
+            return;
+        }
         assert!(
             conn.retained_bytes >= 64 * 1024,
             "expected the socket's buffers to be retained: {conn:?}"

@@ -26,7 +26,16 @@ async fn lifecycle(ws: WebSocketUpgrade) -> Response {
         let Some(Ok(_)) = socket.recv().await else {
             return;
         };
-        leakscope::spawn_named("aborted", pending::<()>()).abort();
+        // Abort it once it runs (a task aborted before its first poll is invisible without
+        // hooks: it registers from inside).
+        let (started, running) = tokio::sync::oneshot::channel();
+        let doomed = leakscope::spawn_named("aborted", async move {
+            let _ = started.send(());
+            pending::<()>().await
+        });
+        let _ = running.await;
+        doomed.abort();
+        let _ = doomed.await;
         let _ =
             leakscope::spawn_named("panics", async { panic!("boom (expected by the test)") }).await;
         let _ = tokio::spawn(async { panic!("plain boom (expected by the test)") }).await;

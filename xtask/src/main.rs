@@ -78,7 +78,18 @@ fn ci() -> Result<(), String> {
     )?;
     test()?;
     // The feature off: a user's release build. leakscope compiles to pass-throughs.
-    cargo(&["build", "-p", "leakscope"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "-p",
+            "leakscope",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
     cargo(&["build", "-p", "leaky-chat", "--no-default-features"], &[])?;
     cargo(
         &[
@@ -108,7 +119,30 @@ fn ci() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
-    cargo(&["test", "--workspace"], &[])
+    cargo(&["test", "--workspace"], &[])?;
+    // Suites behind features the workspace build does not turn on.
+    cargo(
+        &[
+            "test",
+            "-p",
+            "leakscope",
+            "--features",
+            "enabled,dhat",
+            "--test",
+            "dhat_heap",
+        ],
+        &[],
+    )?;
+    cargo(
+        &[
+            "test",
+            "-p",
+            "leakscope-dashboard",
+            "--features",
+            "taskdump",
+        ],
+        &[],
+    )
 }
 
 fn demo(rest: &[String]) -> Result<(), String> {

@@ -26,6 +26,8 @@ pub(crate) struct SpawnInfo {
     pub blocking: bool,
     /// Spawned through leakscope's wrapper, which sees exactly how the task ends.
     pub wrapped: bool,
+    /// Announced with `task_pending` before its first poll (explicit-spawn mode).
+    pub was_pending: bool,
 }
 
 pub(crate) struct Collector {
@@ -153,6 +155,11 @@ impl Collector {
     ) {
         let _g = tag::untracked();
         self.lock().task_spawned(tag, task, location, info);
+    }
+
+    pub(crate) fn task_pending(&self, tag: u64, delta: i64) {
+        let _g = tag::untracked();
+        self.lock().task_pending(tag, delta);
     }
 
     pub(crate) fn task_ended(&self, task: u64, ended_by: EndedBy) {

@@ -61,6 +61,10 @@ pub(crate) struct Conn {
     pub alive: u64,
     /// Alive tasks that may become orphans (not detached).
     pub alive_attached: u64,
+    /// Tasks spawned with `leakscope::spawn` in explicit-spawn mode that have not been polled
+    /// yet (they register from inside, on their first poll): they keep the connection from
+    /// counting as clean.
+    pub pending: u64,
     pub spawned: u64,
     pub ended: VecDeque<u64>,
     /// Ids of its alive tasks (each task knows its position, for O(1) removal).
@@ -97,8 +101,9 @@ pub(crate) struct State {
     leaking_count: usize,
     /// Alive tasks of evicted connections: task id -> (tag, detached).
     pub evicted_tasks: HashMap<u64, (u64, bool)>,
-    /// Tags of evicted connections with alive tasks (which may still spawn children) -> count.
-    evicted_tags: HashMap<u64, u64>,
+    /// Tags of evicted connections with alive (or not yet registered) tasks, which may still
+    /// spawn children -> (alive, pending).
+    evicted_tags: HashMap<u64, (u64, u64)>,
     pub warnings: Vec<String>,
     pub opened: u64,
     pub closed: u64,
@@ -170,6 +175,7 @@ impl State {
                 close_reason: None,
                 alive: 0,
                 alive_attached: 0,
+                pending: 0,
                 spawned: 0,
                 ended: VecDeque::new(),
                 alive_ids: Vec::new(),
@@ -241,6 +247,25 @@ impl State {
         Some(self.slot_conn[slot]).filter(|&id| id != 0)
     }
 
+    /// An explicit-spawn task was created for tag `t`; it registers on its first poll.
+    pub(crate) fn task_pending(&mut self, t: u64, delta: i64) {
+        let conn = self.conn_of_tag(t).filter(|id| self.conns.contains_key(id));
+        let Some(id) = conn else {
+            if let Some(e) = self.evicted_tags.get_mut(&t) {
+                e.1 = e.1.saturating_add_signed(delta);
+                self.forget_evicted_tag_if_done(t);
+            }
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.pending = c.pending.saturating_add_signed(delta);
+        if c.closed_at_ms.is_some() {
+            self.reclassify(id);
+        }
+    }
+
     pub(crate) fn task_spawned(
         &mut self,
         t: u64,
@@ -250,8 +275,11 @@ impl State {
     ) {
         let conn = self.conn_of_tag(t).and_then(|id| self.conns.get_mut(&id));
         let Some(c) = conn else {
-            if let Some(n) = self.evicted_tags.get_mut(&t) {
-                *n += 1;
+            if let Some(e) = self.evicted_tags.get_mut(&t) {
+                e.0 += 1;
+                if info.was_pending {
+                    e.1 = e.1.saturating_sub(1);
+                }
                 self.spawned += 1;
                 self.evicted_tasks.insert(task, (t, info.detached));
             }
@@ -260,6 +288,9 @@ impl State {
         self.spawned += 1;
         c.spawned += 1;
         c.alive += 1;
+        if info.was_pending {
+            c.pending = c.pending.saturating_sub(1);
+        }
         if !info.detached {
             c.alive_attached += 1;
         }
@@ -289,11 +320,9 @@ impl State {
 
     pub(crate) fn task_ended(&mut self, task: u64, ended_by: EndedBy) {
         if let Some((t, _)) = self.evicted_tasks.remove(&task) {
-            if let Some(n) = self.evicted_tags.get_mut(&t) {
-                *n -= 1;
-                if *n == 0 {
-                    self.evicted_tags.remove(&t);
-                }
+            if let Some(e) = self.evicted_tags.get_mut(&t) {
+                e.0 = e.0.saturating_sub(1);
+                self.forget_evicted_tag_if_done(t);
             }
             return;
         }
@@ -335,6 +364,12 @@ impl State {
         }
     }
 
+    fn forget_evicted_tag_if_done(&mut self, t: u64) {
+        if self.evicted_tags.get(&t) == Some(&(0, 0)) {
+            self.evicted_tags.remove(&t);
+        }
+    }
+
     fn live_bytes(&self, c: &Conn) -> u64 {
         slots::read(c.tag).live_bytes()
     }
@@ -345,7 +380,7 @@ impl State {
         if c.closed_at_ms.is_none() {
             return;
         }
-        let leaking = c.alive_attached > 0;
+        let leaking = c.alive_attached + c.pending > 0;
         let next = if leaking {
             Class::Leaking
         } else {
@@ -432,8 +467,9 @@ impl State {
         for t in c.ended {
             self.tasks.remove(&t);
         }
-        if !c.alive_ids.is_empty() && count_alive {
-            self.evicted_tags.insert(c.tag, c.alive_ids.len() as u64);
+        if (!c.alive_ids.is_empty() || c.pending > 0) && count_alive {
+            self.evicted_tags
+                .insert(c.tag, (c.alive_ids.len() as u64, c.pending));
         }
         for t in &c.alive_ids {
             if let Some(task) = self.tasks.remove(t)
