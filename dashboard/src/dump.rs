@@ -104,7 +104,7 @@ pub(crate) async fn backtrace(id: u64) -> Result<String, DumpError> {
     }
 }
 
-/// Why a dump is unsafe with these run-queue depths, in words; `None` when it is safe.
+/// Why a dump is too risky with these run-queue depths, in words; `None` when it is safe.
 fn refusal(global: usize, locals: impl Iterator<Item = usize>) -> Option<String> {
     let (worker, local) = locals.enumerate().max_by_key(|&(_, d)| d).unwrap_or((0, 0));
     (global > MAX_QUEUED || local > MAX_QUEUED).then(|| {
@@ -135,7 +135,7 @@ mod tests {
     fn refuses_long_run_queues() {
         assert_eq!(refusal(0, [0, 3].into_iter()), None);
         assert_eq!(refusal(MAX_QUEUED, [MAX_QUEUED].into_iter()), None);
-        let why = refusal(2, [5, 200].into_iter()).expect("unsafe");
+        let why = refusal(2, [5, 200].into_iter()).expect("refused");
         assert!(why.contains("200 in worker 1's queue"), "{why}");
         assert!(refusal(MAX_QUEUED + 1, std::iter::empty()).is_some());
         assert_eq!(

@@ -10,7 +10,7 @@
 //! - a nested call into the allocator (an inner allocator's own bookkeeping, such as dhat's)
 //!   is charged to no connection.
 //!
-//! All code that is unsafe lives in [`global`]; this module and [`batch`] are safe.
+//! Every unchecked pointer operation lives in [`global`]; this module and [`batch`] have none.
 
 #[cfg(feature = "enabled")]
 pub(crate) mod batch;
