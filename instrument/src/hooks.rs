@@ -164,15 +164,18 @@ mod imp {
         });
     }
 
+    #[inline]
     fn on_spawn(m: &TaskMeta<'_>) {
-        let info = crate::spawn::take_pending();
         let mut t = tag::current();
         if t == tag::UNTAGGED {
             t = crate::io::take_accepted_for_spawn();
         }
         if t == tag::UNTAGGED {
+            // Untagged code (the common case outside connections): nothing else to do.
+            // (`leakscope::spawn` sets its pending info only inside a connection.)
             return;
         }
+        let info = crate::spawn::take_pending();
         let id = tag::task_id_u64(m.id());
         task_table::insert(id, t);
         collector::get().task_spawned(t, id, m.spawned_at(), info.unwrap_or_default());

@@ -218,7 +218,11 @@ mod handoff {
     }
 
     /// Called by the spawn hook when the spawning code is untagged.
+    #[inline]
     pub(crate) fn take_accepted_for_spawn() -> u64 {
+        if ACCEPTED.try_with(|c| c.get().1).unwrap_or(0) == 0 {
+            return 0;
+        }
         let p = parent();
         ACCEPTED
             .try_with(|c| {

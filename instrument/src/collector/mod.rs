@@ -66,6 +66,7 @@ pub(crate) fn get() -> &'static Collector {
 
 impl Collector {
     fn new(config: Config, warnings: Vec<String>) -> Self {
+        crate::clock::start_coarse();
         Collector {
             state: Mutex::new(State::new(config.clone(), warnings)),
             config,

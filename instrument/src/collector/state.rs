@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 
 use super::SpawnInfo;
-use crate::clock::now_ms;
+use crate::clock::{coarse_ms, now_ms};
 use crate::config::Config;
 use crate::slots::{self, FIRST_CONN_SLOT, MAX_SLOTS};
 use crate::snapshot::EndedBy;
@@ -304,7 +304,7 @@ impl State {
                 conn_id,
                 name: info.name,
                 location,
-                spawned_at_ms: now_ms(),
+                spawned_at_ms: coarse_ms(),
                 ended_at_ms: None,
                 ended_by: None,
                 detached: info.detached,
@@ -332,7 +332,7 @@ impl State {
         if t.ended_at_ms.is_some() {
             return;
         }
-        t.ended_at_ms = Some(now_ms());
+        t.ended_at_ms = Some(coarse_ms());
         t.ended_by = Some(ended_by);
         let (conn_id, detached, pos) = (t.conn_id, t.detached, t.alive_pos);
         let keep = self.cfg.max_ended_tasks_per_connection;
