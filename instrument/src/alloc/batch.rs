@@ -13,14 +13,14 @@ use std::cell::Cell;
 use crate::slots::{self, Delta};
 
 const ENTRIES: usize = 4;
-/// Pending bytes that force a flush.
-const FLUSH_BYTES: i64 = 256 * 1024;
-/// Each count also costs this much of the budget, so at most 4096 counts are pending and the
-/// 16-bit block field of a packed counter cannot overflow.
-const PER_COUNT: i64 = 64;
-/// A packed counter holds bytes in its low 48 bits and blocks in its high 16.
-const BLOCK: u64 = 1 << 48;
+/// A packed counter holds bytes in its low 40 bits and blocks in its high 24.
+const BLOCK: u64 = 1 << 40;
 const BYTES_MASK: u64 = BLOCK - 1;
+/// An entry whose bytes reach this is flushed. Every count adds at least one byte, so at most
+/// 2^18 counts are pending per entry: the 24-bit block field cannot overflow.
+const FLUSH_BYTES: u64 = 256 * 1024;
+/// Larger single counts bypass the cache (they would not fit the packed byte field).
+const DIRECT_BYTES: u64 = 1 << 38;
 
 pub(super) struct Cache {
     tags: [Cell<u64>; ENTRIES],
@@ -29,8 +29,8 @@ pub(super) struct Cache {
     /// Packed (blocks << 48 | bytes) freed per entry.
     frees: [Cell<u64>; ENTRIES],
     victim: Cell<usize>,
-    /// Counts down from `FLUSH_BYTES`; a flush is due below zero.
-    budget: Cell<i64>,
+    /// Whether any entry holds counts (so `flush` has work).
+    dirty: Cell<bool>,
     /// Depth of allocator calls on this thread (nested calls are charged to no connection).
     depth: Cell<u32>,
     /// The tag of the code running on this thread (see `crate::tag`); kept here so the
@@ -45,16 +45,11 @@ thread_local! {
             allocs: [const { Cell::new(0) }; ENTRIES],
             frees: [const { Cell::new(0) }; ENTRIES],
             victim: Cell::new(0),
-            budget: Cell::new(FLUSH_BYTES),
+            dirty: Cell::new(false),
             depth: Cell::new(0),
             current: Cell::new(0),
         }
     };
-}
-
-#[inline(always)]
-fn bump(c: &Cell<u64>, n: u64) {
-    c.set(c.get().wrapping_add(n));
 }
 
 impl Cache {
@@ -82,30 +77,29 @@ impl Cache {
         let (a, f) = (self.allocs[i].replace(0), self.frees[i].replace(0));
         let d = Delta {
             alloc_bytes: a & BYTES_MASK,
-            alloc_blocks: a >> 48,
+            alloc_blocks: a >> 40,
             free_bytes: f & BYTES_MASK,
-            free_blocks: f >> 48,
+            free_blocks: f >> 40,
         };
         if d.alloc_blocks != 0 || d.free_blocks != 0 {
             slots::apply(self.tags[i].get(), &d);
+            super::mark_tracking();
         }
     }
 
     #[inline(always)]
     fn count(&self, alloc: bool, tag: u64, bytes: u64) {
-        if bytes >= BLOCK / 2 {
-            // Beyond any real allocation; keep the packed fields sound anyway.
+        if bytes >= DIRECT_BYTES {
             direct(tag, bytes, alloc);
             return;
         }
         let i = self.index(tag);
         let which = if alloc { &self.allocs } else { &self.frees };
-        bump(&which[i], BLOCK | bytes);
-        let left = self.budget.get() - bytes as i64 - PER_COUNT;
-        if left < 0 {
-            self.flush();
-        } else {
-            self.budget.set(left);
+        let v = which[i].get().wrapping_add(BLOCK | bytes);
+        which[i].set(v);
+        self.dirty.set(true);
+        if v & BYTES_MASK >= FLUSH_BYTES {
+            self.flush_entry(i);
         }
     }
 
@@ -139,8 +133,7 @@ impl Cache {
         for i in 0..ENTRIES {
             self.flush_entry(i);
         }
-        self.budget.set(FLUSH_BYTES);
-        super::mark_tracking();
+        self.dirty.set(false);
     }
 }
 
@@ -185,7 +178,7 @@ pub(super) fn direct(tag: u64, bytes: u64, alloc: bool) {
 #[inline]
 pub(crate) fn flush() {
     let _ = CACHE.try_with(|c| {
-        if c.budget.get() != FLUSH_BYTES {
+        if c.dirty.get() {
             c.flush()
         }
     });

@@ -115,6 +115,18 @@ mod tracking {
         }))
     }
 
+    /// [`wrap`] for a layout that already succeeded once (the block being freed was allocated
+    /// with it), without the overflow checks.
+    #[inline(always)]
+    fn wrap_known(layout: Layout) -> (usize, Layout) {
+        let offset = layout.align().max(HEADER);
+        // SAFETY: `wrap(layout)` returned `Some` when this block was allocated, which proves
+        // `offset` is a power of two and `size + offset`, rounded up to it, fits `isize`.
+        (offset, unsafe {
+            Layout::from_size_align_unchecked(layout.size() + offset, offset)
+        })
+    }
+
     /// Writes the owner's tag into the header of the inner block at `base` and returns the
     /// user pointer.
     ///
