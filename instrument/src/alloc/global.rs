@@ -213,10 +213,7 @@ mod tracking {
 
         #[inline]
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // `wrap` succeeded for this layout when the block was allocated.
-            let Some((offset, inner_layout)) = wrap(layout) else {
-                return;
-            };
+            let (offset, inner_layout) = wrap_known(layout);
             // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
             let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
