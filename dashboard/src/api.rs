@@ -27,7 +27,7 @@ pub(crate) async fn health() -> &'static str {
 
 /// `GET /metrics`: Prometheus text.
 pub(crate) async fn metrics() -> Response {
-    let text = leakscope::untracked(|| prometheus_text(&leakscope::snapshot()));
+    let text = leakscope::untracked(|| prometheus_text(&leakscope::summary(0)));
     (
         [(
             header::CONTENT_TYPE,
