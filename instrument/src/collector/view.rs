@@ -192,12 +192,15 @@ fn assemble(
     }
 }
 
+/// (orphan, outlived, id) to sort by, and the task with its connection.
+type SortKey<'a> = (bool, Option<u64>, u64, &'a Task, Option<&'a Conn>);
+
 /// Everything tracked.
 pub(super) fn snapshot(st: &State, mode: Mode) -> Snapshot {
     let cx = Ctx::new(st);
     // Sort small keys, then build the (large) rows in order: moving 100k rows around in a
     // sort costs more than building them.
-    let mut order: Vec<(bool, Option<u64>, u64, &Task, Option<&Conn>)> = st
+    let mut order: Vec<SortKey<'_>> = st
         .tasks
         .values()
         .map(|t| {
