@@ -64,7 +64,13 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn main() {
-    #[cfg(feature = "console")]
+    // With leakscope, its console setup keeps console-subscriber's own records off the
+    // connections' heap accounts; without, console-subscriber as its README shows it.
+    #[cfg(all(feature = "console", feature = "with-leakscope"))]
+    if let Err(e) = leakscope::console::init() {
+        eprintln!("echo-server: {e}");
+    }
+    #[cfg(all(feature = "console", not(feature = "with-leakscope")))]
     {
         use tracing_subscriber::prelude::*;
         tracing_subscriber::registry()
