@@ -35,6 +35,16 @@ impl Client {
         Client { ws, local }
     }
 
+    /// Connects to `route`, makes one round trip, closes with a close frame; returns the peer
+    /// string the server recorded.
+    pub async fn visit(server: SocketAddr, route: &str) -> String {
+        let mut c = Client::connect(server, route).await;
+        c.round_trip("hi").await;
+        let peer = c.peer();
+        c.close().await;
+        peer
+    }
+
     /// Sends a text message and waits (≤10 s) for any reply.
     pub async fn round_trip(&mut self, text: &str) -> Message {
         self.ws.send(Message::text(text)).await.expect("send");

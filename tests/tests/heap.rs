@@ -75,10 +75,7 @@ fn a_leaked_forwarder_holding_the_sink_retains_the_socket_buffers() {
     init(GRACE);
     run(async {
         let addr = serve_chat().await;
-        let mut c = Client::connect(addr, "/ws/leaky/forwarder").await;
-        c.round_trip("hi").await;
-        let peer = c.peer();
-        c.close().await;
+        let peer = Client::visit(addr, "/ws/leaky/forwarder").await;
         let conn = wait_for("the forwarder orphan", DEADLINE, || async {
             conn_by_peer(&peer).filter(|c| c.orphan_tasks == 1)
         })

@@ -18,10 +18,7 @@ fn a_leaky_forwarder_becomes_an_orphan_after_a_close_frame() {
     setup();
     run(async {
         let addr = serve_chat().await;
-        let mut c = Client::connect(addr, "/ws/leaky/forwarder").await;
-        c.round_trip("hi").await;
-        let peer = c.peer();
-        c.close().await;
+        let peer = Client::visit(addr, "/ws/leaky/forwarder").await;
         let closed_at = std::time::Instant::now();
         let conn = wait_for("the forwarder to be an orphan", ORPHAN_DEADLINE, || async {
             conn_by_peer(&peer).filter(|c| c.orphan_tasks == 1)
@@ -115,10 +112,7 @@ fn plain_spawns_in_a_helper_module_and_grandchildren_are_attributed() {
     }
     run(async {
         let addr = serve_chat().await;
-        let mut c = Client::connect(addr, "/ws/leaky/heartbeat").await;
-        c.round_trip("hi").await;
-        let peer = c.peer();
-        c.close().await;
+        let peer = Client::visit(addr, "/ws/leaky/heartbeat").await;
         let conn = wait_for("heartbeat and ticker orphans", ORPHAN_DEADLINE, || async {
             conn_by_peer(&peer).filter(|c| c.orphan_tasks == 2)
         })
@@ -163,10 +157,7 @@ fn verify_reports_each_orphan_with_label_and_spawn_location() {
     setup();
     run(async {
         let addr = serve_chat().await;
-        let mut c = Client::connect(addr, "/ws/leaky/forwarder").await;
-        c.round_trip("hi").await;
-        let peer = c.peer();
-        c.close().await;
+        let peer = Client::visit(addr, "/ws/leaky/forwarder").await;
         let err = leakscope::Verify::new()
             .timeout(GRACE * 3)
             .check()
