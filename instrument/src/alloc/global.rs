@@ -242,10 +242,10 @@ mod tracking {
             // it and the inner block starts `offset` bytes before it with `inner_layout`.
             let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
             let grow = |a: &A| {
-                // SAFETY: `base`/`inner_layout` describe the live inner block and the new size
-                // is non-zero and forms a valid layout (checked above). The inner realloc keeps
-                // the first `offset + min(old, new)` bytes, header included, so the owner's
-                // tag moves with the block.
+                // The inner realloc keeps the first `offset + min(old, new)` bytes, header
+                // included, so the owner's tag moves with the block.
+                // SAFETY: `base`/`inner_layout` describe the live inner block; the new size is
+                // non-zero and forms a valid layout (checked above).
                 unsafe { a.realloc(base, inner_layout, new_layout.1.size()) }
             };
             let moved = batch::with(|c| {
