@@ -183,3 +183,33 @@ impl IntoTungstenite for Message {
         }
     }
 }
+
+#[test]
+fn spawn_blocking_closures_are_tagged_tasks_and_their_bytes_the_connections() {
+    init(Duration::from_millis(300));
+    run(async {
+        let conn = leakscope::Connection::open("blocking", None);
+        let id = conn.id().unwrap();
+        let kept = conn
+            .scope(async {
+                leakscope::spawn_blocking(|| vec![7u8; 300_000])
+                    .await
+                    .unwrap()
+            })
+            .await;
+        let tasks = tasks_of(id);
+        let t = tasks
+            .iter()
+            .find(|t| t.kind == "blocking")
+            .unwrap_or_else(|| panic!("no blocking task in {tasks:#?}"));
+        assert_eq!(t.ended_by, Some(EndedBy::Completed));
+        assert!(t.spawned_at.contains("lifecycle.rs"), "{}", t.spawned_at);
+        let c = leakscope::snapshot().connection(id).cloned().unwrap();
+        assert!(
+            c.live_bytes >= 300_000,
+            "the closure's Vec is the connection's: {c:?}"
+        );
+        drop(kept);
+        conn.close();
+    });
+}
