@@ -279,7 +279,11 @@ impl<F: Future> Future for Scoped<F> {
             let _span = inner.span.enter();
             let _tag = tag::enter(inner.tag);
             let out = this.fut.poll(cx);
-            crate::alloc::flush();
+            // Inside a hooked task the after-poll hook flushes; elsewhere (block_on, explicit
+            // mode) nobody else would.
+            if tag::polling() == 0 {
+                crate::alloc::flush();
+            }
             if out.is_ready() && this.state.close_on_exit {
                 this.state.conn.close_because("scope ended");
             }

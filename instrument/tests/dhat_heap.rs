@@ -19,9 +19,13 @@ async fn churn(n: usize) {
         .await;
         conn.close();
     }
-    // Let the terminate hooks of the last tasks run, then apply the retention rules.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = leakscope::snapshot();
+    // Wait (with a deadline) for the terminate hooks of the last tasks, which run after their
+    // JoinHandles resolve; the snapshot also applies the retention rules.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leakscope::snapshot().totals.live_tasks != 0 {
+        assert!(std::time::Instant::now() < deadline, "tasks never ended");
+        tokio::task::yield_now().await;
+    }
 }
 
 #[test]

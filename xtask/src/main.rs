@@ -62,37 +62,24 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     }
 }
 
+/// `cargo clippy <which> --all-targets -- -D warnings`.
+fn clippy(which: &[&str]) -> Result<(), String> {
+    let mut args = vec!["clippy"];
+    args.extend_from_slice(which);
+    args.extend_from_slice(&["--all-targets", "--", "-D", "warnings"]);
+    cargo(&args, &[])
+}
+
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
-    cargo(
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
+    clippy(&["--workspace"])?;
     cargo(
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "--cfg tokio_unstable -D warnings")],
     )?;
     test()?;
     // The feature off: a user's release build. leakscope compiles to pass-throughs.
-    cargo(
-        &[
-            "clippy",
-            "-p",
-            "leakscope",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
+    clippy(&["-p", "leakscope"])?;
     cargo(&["build", "-p", "leaky-chat", "--no-default-features"], &[])?;
     cargo(
         &[
