@@ -1,31 +1,18 @@
 //! Await-point backtraces from tokio task dumps, only on explicit request.
 //!
-//! Needs `--cfg tokio_unstable`, this crate's `taskdump` feature and Linux on x86/x86_64/
-//! aarch64/s390x. tokio's `Handle::dump()` stalls the whole runtime for good when a worker's
+//! Needs `--cfg tokio_unstable` and this crate's `taskdump` feature (tokio itself refuses to
+//! build that feature outside Linux on x86/x86_64/aarch64/s390x, so no target check here). tokio's `Handle::dump()` stalls the whole runtime for good when a worker's
 //! run queue holds more than about 128 runnable tasks (tokio #7478, #8391; a timeout around it
 //! does not fire), so a dump is refused while any run queue is longer than [`MAX_QUEUED`], and
 //! only one dump runs at a time.
 
 // Without dump support, the guard and the text limit are unused.
-#![cfg_attr(
-    not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
-    allow(dead_code)
-)]
+#![cfg_attr(not(all(tokio_unstable, feature = "taskdump")), allow(dead_code))]
 
 use axum::http::StatusCode;
 
 /// Whether this build can take task dumps.
-pub(crate) const AVAILABLE: bool = cfg!(all(
-    tokio_unstable,
-    feature = "taskdump",
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-));
+pub(crate) const AVAILABLE: bool = cfg!(all(tokio_unstable, feature = "taskdump"));
 
 /// A dump is refused while the global queue or any worker's local queue is longer than this.
 pub(crate) const MAX_QUEUED: usize = 64;
@@ -38,7 +25,7 @@ const MAX_TEXT: usize = 256 * 1024;
 pub(crate) enum DumpError {
     /// This build cannot take dumps (501).
     #[cfg_attr(
-        all(tokio_unstable, feature = "taskdump", target_os = "linux"),
+        all(tokio_unstable, feature = "taskdump"),
         allow(dead_code)
     )]
     Unavailable,
@@ -73,31 +60,11 @@ impl DumpError {
 
 /// The await-point backtrace of live task `id`.
 pub(crate) async fn backtrace(id: u64) -> Result<String, DumpError> {
-    #[cfg(all(
-        tokio_unstable,
-        feature = "taskdump",
-        target_os = "linux",
-        any(
-            target_arch = "aarch64",
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "s390x"
-        )
-    ))]
+    #[cfg(all(tokio_unstable, feature = "taskdump"))]
     {
         imp::backtrace(id).await
     }
-    #[cfg(not(all(
-        tokio_unstable,
-        feature = "taskdump",
-        target_os = "linux",
-        any(
-            target_arch = "aarch64",
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "s390x"
-        )
-    )))]
+    #[cfg(not(all(tokio_unstable, feature = "taskdump")))]
     {
         let _ = id;
         Err(DumpError::Unavailable)
@@ -146,17 +113,7 @@ mod tests {
     }
 }
 
-#[cfg(all(
-    tokio_unstable,
-    feature = "taskdump",
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-))]
+#[cfg(all(tokio_unstable, feature = "taskdump"))]
 mod imp {
     use std::sync::atomic::{AtomicBool, Ordering};
 
