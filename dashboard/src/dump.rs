@@ -24,10 +24,7 @@ const MAX_TEXT: usize = 256 * 1024;
 #[derive(Debug)]
 pub(crate) enum DumpError {
     /// This build cannot take dumps (501).
-    #[cfg_attr(
-        all(tokio_unstable, feature = "taskdump"),
-        allow(dead_code)
-    )]
+    #[cfg_attr(all(tokio_unstable, feature = "taskdump"), allow(dead_code))]
     Unavailable,
     /// Taking one now could hang the runtime, or another dump is running (503).
     Unsafe(String),
