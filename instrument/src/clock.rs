@@ -1,18 +1,36 @@
-//! Wall-clock time in Unix milliseconds, the unit of every timestamp in a snapshot.
+//! Time in milliseconds on a Unix scale that never steps.
 //!
-//! Reading the clock costs about 36 ns here, twice per tagged task; task timestamps use a
-//! coarse clock instead (within 10 ms): a background thread (`leakscope-clock`, started with
-//! the collector, only with the `enabled` feature) refreshes it every 10 ms. Connection open
-//! and close times, and "now", read the clock itself.
+//! Grace periods are judged on this clock, so it must not jump when NTP steps the wall clock:
+//! an early step would hide orphans, a late one invent them. It is the wall clock read once,
+//! at the first call, plus a monotonic [`Instant`] since then: timestamps look like Unix
+//! milliseconds (what the dashboard and JSON show) but only ever move forward at the rate of
+//! real time. After a wall-clock step the displayed times are off by the step; verdicts are
+//! not.
+//!
+//! Reading it costs tens of nanoseconds; task timestamps use a coarse copy (within 10 ms)
+//! refreshed by a background thread (`leakscope-clock`, started with the collector, only with
+//! the `enabled` feature).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Now, in Unix milliseconds.
+/// The wall clock and the monotonic clock read at the same moment.
+fn anchor() -> &'static (u64, Instant) {
+    static ANCHOR: OnceLock<(u64, Instant)> = OnceLock::new();
+    ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        (wall, Instant::now())
+    })
+}
+
+/// Now, in milliseconds on leakscope's clock: Unix milliseconds at the first call, then
+/// monotonic (never steps back or forth with the wall clock).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    let (wall, at) = anchor();
+    wall + at.elapsed().as_millis() as u64
 }
 
 #[cfg(feature = "enabled")]
@@ -41,7 +59,7 @@ mod coarse {
         }
     }
 
-    /// Now, within about 10 ms, in Unix milliseconds.
+    /// Now, within about 10 ms, on the same clock as [`super::now_ms`].
     #[inline]
     pub(crate) fn coarse_ms() -> u64 {
         match COARSE.load(Ordering::Relaxed) {
@@ -53,3 +71,22 @@ mod coarse {
 
 #[cfg(feature = "enabled")]
 pub(crate) use coarse::{coarse_ms, start as start_coarse};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_clock_is_unix_scaled_and_never_goes_back() {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let a = super::now_ms();
+        assert!(a.abs_diff(wall) < 60_000, "{a} vs wall {wall}");
+        let mut prev = a;
+        for _ in 0..1000 {
+            let t = super::now_ms();
+            assert!(t >= prev);
+            prev = t;
+        }
+    }
+}
