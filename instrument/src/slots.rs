@@ -1,43 +1,50 @@
-//! Connection slots: a fixed table of per-connection heap counters the allocator can update
-//! without locks.
+//! Connection slots: a table of per-connection heap counters the allocator updates without
+//! locks.
 //!
-//! A connection owns one slot while it is tracked. Every counter word carries the slot's
-//! 16-bit generation in its top bits and the count in the low 48, and is only ever updated by
-//! a compare-and-swap that checks the generation. Recycling a slot stores the next generation
-//! with a zero count, so a late update meant for the old owner fails its check and goes to the
-//! stale bucket instead: it can never land on the new owner. Updates come in per-thread batches
-//! (see `alloc`), so the CAS is off the per-allocation path.
+//! A connection owns one slot while it is tracked; a tag names `(slot, generation)`. Each slot
+//! holds its full 32-bit generation and four counter words; every counter word also carries
+//! the low `gen_bits` of the generation above its count and is only updated by a
+//! compare-and-swap that checks them. An update first checks the full generation, then CASes
+//! each word; [`SlotTable::recycle`] stores the next generation, then *swaps* each word to
+//! zero, moving what the old owner had into the stale bucket. A late update for the old owner
+//! therefore either landed before the swap (and moved with it) or fails its check after (and
+//! goes to the stale bucket): it never reaches the new owner, however many times the slot is
+//! reused, and no count is lost. Updates come in per-thread batches (see `alloc`), so the
+//! CAS is off the per-allocation path.
+//!
+//! The table is sized from the configuration ([`crate::Config::max_tracked_connections`]) and
+//! allocated once, when the collector starts; the untagged and stale buckets are statics, so
+//! counts made before that (untagged by construction) are never lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Slots in the table; connections tracked at once (open or kept closed) is this minus two.
-pub(crate) const MAX_SLOTS: usize = 1 << 14;
 /// Allocations made while no connection's code runs.
 pub(crate) const UNTAGGED_SLOT: usize = 0;
 /// Frees and late updates for connections whose slot was recycled.
 pub(crate) const STALE_SLOT: usize = 1;
 /// The first slot handed to a connection.
 pub(crate) const FIRST_CONN_SLOT: usize = 2;
-
-const COUNT_BITS: u32 = 48;
-const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// Generation bits kept in each counter word in production (the count keeps 48).
+pub(crate) const GEN_BITS: u32 = 16;
 
 pub(crate) struct Slot {
-    alloc_bytes: AtomicU64,
-    free_bytes: AtomicU64,
-    alloc_blocks: AtomicU64,
-    free_blocks: AtomicU64,
+    generation: AtomicU32,
+    /// alloc_bytes, free_bytes, alloc_blocks, free_blocks.
+    words: [AtomicU64; 4],
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const EMPTY: Slot = Slot {
-    alloc_bytes: AtomicU64::new(0),
-    free_bytes: AtomicU64::new(0),
-    alloc_blocks: AtomicU64::new(0),
-    free_blocks: AtomicU64::new(0),
-};
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            generation: AtomicU32::new(0),
+            words: [const { AtomicU64::new(0) }; 4],
+        }
+    }
+}
 
-static SLOTS: [Slot; MAX_SLOTS] = [EMPTY; MAX_SLOTS];
+/// The process's untagged and stale buckets.
+static BUCKETS: [Slot; 2] = [Slot::new(), Slot::new()];
 
 /// A batch of counts for one slot generation.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -49,13 +56,7 @@ pub(crate) struct Delta {
 }
 
 /// Counts read from one slot.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub alloc_bytes: u64,
-    pub free_bytes: u64,
-    pub alloc_blocks: u64,
-    pub free_blocks: u64,
-}
+pub(crate) type Counts = Delta;
 
 impl Counts {
     pub(crate) fn live_bytes(&self) -> u64 {
@@ -64,154 +65,285 @@ impl Counts {
     pub(crate) fn live_blocks(&self) -> u64 {
         self.alloc_blocks.saturating_sub(self.free_blocks)
     }
-}
-
-#[inline]
-fn gen16(tag: u64) -> u64 {
-    (tag >> 32) & 0xffff
-}
-
-/// Adds `n` to `word` if it still belongs to generation `g`. Never blocks for long: it retries
-/// only while other threads add to the same word.
-#[inline]
-fn add_if(word: &AtomicU64, g: u64, n: u64) -> bool {
-    if n == 0 {
-        return true;
+    fn words(&self) -> [u64; 4] {
+        [
+            self.alloc_bytes,
+            self.free_bytes,
+            self.alloc_blocks,
+            self.free_blocks,
+        ]
     }
-    let mut cur = word.load(Ordering::Relaxed);
-    loop {
-        if cur >> COUNT_BITS != g {
-            return false;
-        }
-        let next = (g << COUNT_BITS) | ((cur + n) & COUNT_MASK);
-        match word.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return true,
-            Err(seen) => cur = seen,
+    fn from_words(w: [u64; 4]) -> Self {
+        Delta {
+            alloc_bytes: w[0],
+            free_bytes: w[1],
+            alloc_blocks: w[2],
+            free_blocks: w[3],
         }
     }
 }
 
-/// Applies a batch to the slot named by `tag`, or to the stale bucket if the slot has moved
-/// on. Lock-free, allocation-free, panic-free: safe on the allocator path.
+/// The per-connection counters, `len` slots of them.
+pub(crate) struct SlotTable {
+    /// The untagged and stale buckets.
+    buckets: &'static [Slot; 2],
+    conn: &'static [Slot],
+    gen_bits: u32,
+}
+
+impl SlotTable {
+    /// A table of its own (buckets included) with `conn_slots` connection slots keeping
+    /// `gen_bits` (1..=32) generation bits in each counter word, for tests. Leaks its memory.
+    #[cfg(test)]
+    pub(crate) fn new(conn_slots: usize, gen_bits: u32) -> Self {
+        SlotTable {
+            buckets: Box::leak(Box::new([Slot::new(), Slot::new()])),
+            conn: Box::leak((0..conn_slots).map(|_| Slot::new()).collect()),
+            gen_bits: gen_bits.clamp(1, 32),
+        }
+    }
+
+    /// Slot numbers are `FIRST_CONN_SLOT..self.end()`.
+    pub(crate) fn end(&self) -> usize {
+        FIRST_CONN_SLOT + self.conn.len()
+    }
+
+    fn count_bits(&self) -> u32 {
+        64 - self.gen_bits
+    }
+
+    fn word_gen(&self, generation: u32) -> u64 {
+        u64::from(generation) & ((1u64 << self.gen_bits) - 1)
+    }
+
+    /// The slot named by `tag` and the generation it must have, or `None` (stale).
+    #[inline]
+    fn slot(&self, tag: u64) -> Option<(&Slot, u32)> {
+        let (slot, generation) = (crate::tag::slot_of(tag), crate::tag::generation_of(tag));
+        match slot {
+            UNTAGGED_SLOT => Some((&self.buckets[0], 0)),
+            STALE_SLOT => Some((&self.buckets[1], 0)),
+            s => self.conn.get(s - FIRST_CONN_SLOT).map(|x| (x, generation)),
+        }
+    }
+
+    /// Adds `n` to `word` if it still belongs to word generation `g`. Never blocks for long: it
+    /// retries only while other threads add to the same word.
+    #[inline]
+    fn add_if(&self, word: &AtomicU64, g: u64, n: u64) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let bits = self.count_bits();
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1 << bits) - 1
+        };
+        let mut cur = word.load(Ordering::Relaxed);
+        loop {
+            if cur.checked_shr(bits).unwrap_or(0) != g {
+                return false;
+            }
+            let next = g.checked_shl(bits).unwrap_or(0) | (cur.wrapping_add(n) & mask);
+            match word.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Applies a batch to the slot named by `tag`, or to the stale bucket if the slot has moved
+    /// on. Lock-free, allocation-free, panic-free: safe on the allocator path.
+    #[inline]
+    pub(crate) fn apply(&self, tag: u64, d: &Delta) {
+        let mut rest = d.words();
+        if let Some((s, generation)) = self.slot(tag)
+            && s.generation.load(Ordering::Acquire) == generation
+        {
+            let g = self.word_gen(generation);
+            for (w, n) in s.words.iter().zip(rest.iter_mut()) {
+                if self.add_if(w, g, *n) {
+                    *n = 0;
+                }
+            }
+        }
+        if rest.iter().any(|&n| n != 0) {
+            self.to_stale(rest);
+        }
+    }
+
+    fn to_stale(&self, w: [u64; 4]) {
+        for (word, n) in self.buckets[1].words.iter().zip(w) {
+            self.add_if(word, 0, n);
+        }
+    }
+
+    /// Reads a slot's counts for the generation in `tag` (zeros if the slot moved on).
+    pub(crate) fn read(&self, tag: u64) -> Counts {
+        let Some((s, generation)) = self.slot(tag) else {
+            return Counts::default();
+        };
+        if s.generation.load(Ordering::Acquire) != generation {
+            return Counts::default();
+        }
+        let (g, bits) = (self.word_gen(generation), self.count_bits());
+        let get = |w: &AtomicU64| {
+            let v = w.load(Ordering::Relaxed);
+            if v.checked_shr(bits).unwrap_or(0) == g {
+                v & (u64::MAX >> self.gen_bits)
+            } else {
+                0
+            }
+        };
+        Counts::from_words([
+            get(&s.words[0]),
+            get(&s.words[1]),
+            get(&s.words[2]),
+            get(&s.words[3]),
+        ])
+    }
+
+    /// Hands connection slot `slot` (currently at generation `old`) to generation `next` with
+    /// zero counts. Whatever the old owner still had moves to the stale bucket, so the
+    /// process-wide totals stay exact. Called under the collector's lock.
+    pub(crate) fn recycle(&self, slot: usize, old: u32, next: u32) {
+        let Some(s) = slot
+            .checked_sub(FIRST_CONN_SLOT)
+            .and_then(|i| self.conn.get(i))
+        else {
+            return;
+        };
+        s.generation.store(next, Ordering::Release);
+        let (g_old, bits) = (self.word_gen(old), self.count_bits());
+        let fresh = self.word_gen(next).checked_shl(bits).unwrap_or(0);
+        let mut moved = [0u64; 4];
+        for (w, m) in s.words.iter().zip(moved.iter_mut()) {
+            let v = w.swap(fresh, Ordering::AcqRel);
+            if v.checked_shr(bits).unwrap_or(0) == g_old {
+                *m = v & (u64::MAX >> self.gen_bits);
+            }
+        }
+        self.to_stale(moved);
+    }
+
+    /// The untagged bucket's counts.
+    pub(crate) fn untagged(&self) -> Counts {
+        self.read(UNTAGGED_SLOT as u64)
+    }
+
+    /// The stale bucket's counts.
+    pub(crate) fn stale(&self) -> Counts {
+        self.read(STALE_SLOT as u64)
+    }
+}
+
+static GLOBAL: OnceLock<SlotTable> = OnceLock::new();
+
+/// The table without connection slots: where counts go before the collector sized the real
+/// one (only the untagged and stale buckets exist then).
+static EMPTY: SlotTable = SlotTable {
+    buckets: &BUCKETS,
+    conn: &[],
+    gen_bits: GEN_BITS,
+};
+
+/// Sizes the process's table (once; later calls return the existing one). Allocates
+/// `conn_slots` * 40 bytes once; call it untracked.
+pub(crate) fn init_global(conn_slots: usize) -> &'static SlotTable {
+    GLOBAL.get_or_init(|| SlotTable {
+        buckets: &BUCKETS,
+        conn: Box::leak((0..conn_slots).map(|_| Slot::new()).collect()),
+        gen_bits: GEN_BITS,
+    })
+}
+
+/// The process's table (connection slots exist once the collector started).
+#[inline]
+pub(crate) fn global() -> &'static SlotTable {
+    GLOBAL.get().unwrap_or(&EMPTY)
+}
+
+/// Applies a batch to the process's table (the allocator's flush).
 #[inline]
 pub(crate) fn apply(tag: u64, d: &Delta) {
-    let slot = (tag & 0xffff_ffff) as usize;
-    let (s, g) = if slot < MAX_SLOTS {
-        (&SLOTS[slot], gen16(tag))
-    } else {
-        (&SLOTS[STALE_SLOT], 0)
-    };
-    // All four words of a slot change generation together (under the collector's lock), so
-    // the first check decides; later ones only fail in the instant of a recycle.
-    if add_if(&s.alloc_bytes, g, d.alloc_bytes) {
-        add_if(&s.alloc_blocks, g, d.alloc_blocks);
-        if !add_if(&s.free_bytes, g, d.free_bytes) || !add_if(&s.free_blocks, g, d.free_blocks) {
-            stale(d.free_bytes, d.free_blocks, 0, 0);
-        }
-    } else {
-        stale(d.free_bytes, d.free_blocks, d.alloc_bytes, d.alloc_blocks);
-    }
+    global().apply(tag, d);
 }
 
-fn stale(free_bytes: u64, free_blocks: u64, alloc_bytes: u64, alloc_blocks: u64) {
-    let s = &SLOTS[STALE_SLOT];
-    add_if(&s.alloc_bytes, 0, alloc_bytes);
-    add_if(&s.alloc_blocks, 0, alloc_blocks);
-    add_if(&s.free_bytes, 0, free_bytes);
-    add_if(&s.free_blocks, 0, free_blocks);
-}
-
-/// Reads a slot's counts for the generation in `tag` (zeros if the slot moved on).
-pub(crate) fn read(tag: u64) -> Counts {
-    let slot = (tag & 0xffff_ffff) as usize;
-    if slot >= MAX_SLOTS {
-        return Counts::default();
-    }
-    let s = &SLOTS[slot];
-    let g = if slot < FIRST_CONN_SLOT {
-        0
-    } else {
-        gen16(tag)
-    };
-    let get = |w: &AtomicU64| {
-        let v = w.load(Ordering::Relaxed);
-        if v >> COUNT_BITS == g {
-            v & COUNT_MASK
-        } else {
-            0
-        }
-    };
-    Counts {
-        alloc_bytes: get(&s.alloc_bytes),
-        free_bytes: get(&s.free_bytes),
-        alloc_blocks: get(&s.alloc_blocks),
-        free_blocks: get(&s.free_blocks),
-    }
-}
-
-/// Hands slot `slot` to generation `generation` with zero counts. Whatever the old owner still
-/// had live moves to the stale bucket, so the process-wide totals stay exact. Called under the
-/// collector's lock.
-pub(crate) fn recycle(slot: usize, old_tag: u64, generation: u32) {
-    let old = read(old_tag);
-    let s = &SLOTS[slot];
-    let fresh = ((generation as u64) & 0xffff) << COUNT_BITS;
-    s.alloc_bytes.store(fresh, Ordering::Relaxed);
-    s.free_bytes.store(fresh, Ordering::Relaxed);
-    s.alloc_blocks.store(fresh, Ordering::Relaxed);
-    s.free_blocks.store(fresh, Ordering::Relaxed);
-    if old_tag != 0 {
-        stale(
-            old.free_bytes,
-            old.free_blocks,
-            old.alloc_bytes,
-            old.alloc_blocks,
-        );
-    }
-}
-
-/// The untagged bucket's counts.
-pub(crate) fn untagged() -> Counts {
-    read(UNTAGGED_SLOT as u64)
-}
-
-/// The stale bucket's counts.
-pub(crate) fn stale_counts() -> Counts {
-    read(STALE_SLOT as u64)
+/// A tag on the `k`-th connection slot from the end of the process's table, freshly recycled
+/// to `generation` (for the allocator's unit tests, which use one slot each).
+#[cfg(test)]
+pub(crate) fn test_tag(k: usize, generation: u32) -> u64 {
+    let t = init_global(crate::Config::default().max_tracked_connections);
+    let slot = t.end() - k;
+    let old = t.conn[slot - FIRST_CONN_SLOT]
+        .generation
+        .load(Ordering::Relaxed);
+    t.recycle(slot, old, generation);
+    crate::tag::make(slot, generation)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tag::make;
+
+    fn alloc(n: u64) -> Delta {
+        Delta {
+            alloc_bytes: n,
+            alloc_blocks: 1,
+            ..Delta::default()
+        }
+    }
+    fn free(n: u64) -> Delta {
+        Delta {
+            free_bytes: n,
+            free_blocks: 1,
+            ..Delta::default()
+        }
+    }
 
     #[test]
     fn updates_for_a_recycled_generation_go_to_the_stale_bucket() {
-        let slot = MAX_SLOTS - 1;
-        let t1 = crate::tag::make(slot, 1);
-        recycle(slot, 0, 1);
-        let d = Delta {
-            alloc_bytes: 100,
-            alloc_blocks: 2,
-            ..Delta::default()
-        };
-        apply(t1, &d);
-        assert_eq!(read(t1).live_bytes(), 100);
-        let before = stale_counts();
-        let t2 = crate::tag::make(slot, 2);
-        recycle(slot, t1, 2);
-        assert_eq!(read(t2).live_bytes(), 0);
+        let t = SlotTable::new(4, GEN_BITS);
+        let slot = FIRST_CONN_SLOT + 3;
+        t.recycle(slot, 0, 1);
+        let t1 = make(slot, 1);
+        t.apply(t1, &alloc(100));
+        assert_eq!(t.read(t1).live_bytes(), 100);
+        let before = t.stale();
+        t.recycle(slot, 1, 2);
+        let t2 = make(slot, 2);
+        assert_eq!(t.read(t2), Counts::default());
         // The old owner's free arrives late: it must not touch generation 2.
-        apply(
-            t1,
-            &Delta {
-                free_bytes: 100,
-                free_blocks: 2,
-                ..Delta::default()
-            },
-        );
-        assert_eq!(read(t2), Counts::default());
-        let after = stale_counts();
+        t.apply(t1, &free(100));
+        assert_eq!(t.read(t2), Counts::default());
+        let after = t.stale();
         assert_eq!(after.alloc_bytes - before.alloc_bytes, 100);
         assert_eq!(after.free_bytes - before.free_bytes, 100);
+    }
+
+    #[test]
+    fn a_free_never_credits_a_later_owner_even_when_word_generations_wrap() {
+        // Two generation bits in the words: generation 1 and 5 look alike there.
+        let t = SlotTable::new(1, 2);
+        let slot = FIRST_CONN_SLOT;
+        t.recycle(slot, 0, 1);
+        t.apply(make(slot, 1), &alloc(64));
+        for g in 1..5 {
+            t.recycle(slot, g, g + 1);
+        }
+        let t5 = make(slot, 5);
+        t.apply(t5, &alloc(10));
+        t.apply(make(slot, 1), &free(64));
+        assert_eq!(t.read(t5).alloc_bytes, 10);
+        assert_eq!(t.read(t5).free_bytes, 0);
+    }
+
+    #[test]
+    fn tags_outside_the_table_go_to_the_stale_bucket() {
+        let t = SlotTable::new(2, GEN_BITS);
+        t.apply(make(FIRST_CONN_SLOT + 9, 0), &alloc(7));
+        assert_eq!(t.stale().alloc_bytes, 7);
     }
 }

@@ -42,12 +42,15 @@ impl Drop for TagGuard {
     #[inline]
     fn drop(&mut self) {
         replace(self.prev);
+        crate::alloc::batch::leave_region();
     }
 }
 
-/// Runs the caller as connection `tag` until the guard drops.
+/// Runs the caller as connection `tag` until the guard drops. The guard is an allocator
+/// region: counts made meanwhile are batched and flushed when the outermost region ends.
 #[inline]
 pub(crate) fn enter(tag: u64) -> TagGuard {
+    crate::alloc::batch::enter_region();
     TagGuard { prev: replace(tag) }
 }
 
@@ -94,6 +97,12 @@ pub(crate) fn slot_of(tag: u64) -> usize {
     (tag & 0xffff_ffff) as usize
 }
 
+/// The generation part of a tag.
+#[inline]
+pub(crate) fn generation_of(tag: u64) -> u32 {
+    (tag >> 32) as u32
+}
+
 /// Builds a tag.
 #[inline]
 pub(crate) fn make(slot: usize, generation: u32) -> u64 {
@@ -102,7 +111,12 @@ pub(crate) fn make(slot: usize, generation: u32) -> u64 {
 
 /// A `tokio::task::Id` as a number (tokio offers no accessor; its `Hash` writes the u64).
 pub(crate) fn task_id_u64(id: tokio::task::Id) -> u64 {
-    use std::hash::{Hash, Hasher};
+    id_u64(&id)
+}
+
+/// A tokio id (task or runtime) as a number: its `Hash` writes one integer.
+pub(crate) fn id_u64(id: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     struct Capture(u64);
     impl Hasher for Capture {
         fn finish(&self) -> u64 {

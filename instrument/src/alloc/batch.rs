@@ -2,11 +2,17 @@
 //!
 //! Each thread keeps a 4-entry cache of (tag, counts). The allocator adds to it with a few
 //! plain (non-atomic) additions; the entries reach the shared slot counters when a fifth tag
-//! needs a place (the victim is flushed), when 256 KiB are pending, and at every poll boundary
-//! (the hooks and the scope call [`flush`]). Everything here is allocation-free, lock-free and
-//! panic-free: it runs inside the global allocator. The thread-local is `const`-initialised
-//! with no destructor, so it works before `main`, in thread-local destructors and during exit;
-//! what a thread still has pending when it exits is lost (worker threads flush at every poll).
+//! needs a place (the victim is flushed), when 256 KiB are pending, and when the thread leaves
+//! its outermost *region*. Everything here is allocation-free, lock-free and panic-free: it
+//! runs inside the global allocator. The thread-local is `const`-initialised with no
+//! destructor, so it works before `main`, in thread-local destructors and during exit.
+//!
+//! **No count is ever stranded.** Counts are batched only inside a region: a hooked task poll
+//! (before-poll to after-poll), a connection scope's poll, or a [`crate::tag::enter`] guard
+//! (`in_scope`, `spawn_blocking`, `untracked`). Leaving the outermost region flushes. Outside
+//! every region (a blocking-pool thread running plain `spawn_blocking`, a plain std thread,
+//! a runtime without hooks between polls) each count goes straight to the shared counters, so
+//! a free on a thread that never runs again still reaches the snapshot at once.
 
 use std::cell::Cell;
 
@@ -33,6 +39,8 @@ pub(super) struct Cache {
     dirty: Cell<bool>,
     /// Depth of allocator calls on this thread (nested calls are charged to no connection).
     depth: Cell<u32>,
+    /// Depth of regions whose end flushes (0: every count goes straight to the counters).
+    regions: Cell<u32>,
     /// The tag of the code running on this thread (see `crate::tag`); kept here so the
     /// allocator reaches everything it needs through one thread-local.
     pub(crate) current: Cell<u64>,
@@ -47,6 +55,7 @@ thread_local! {
             victim: Cell::new(0),
             dirty: Cell::new(false),
             depth: Cell::new(0),
+            regions: Cell::new(0),
             current: Cell::new(0),
         }
     };
@@ -89,7 +98,7 @@ impl Cache {
 
     #[inline(always)]
     fn count(&self, alloc: bool, tag: u64, bytes: u64) {
-        if bytes >= DIRECT_BYTES {
+        if bytes >= DIRECT_BYTES || self.regions.get() == 0 {
             direct(tag, bytes, alloc);
             return;
         }
@@ -174,8 +183,26 @@ pub(super) fn direct(tag: u64, bytes: u64, alloc: bool) {
     slots::apply(tag, &d);
 }
 
+/// Enters a region: counts are batched until the outermost region is left.
+#[inline(always)]
+pub(crate) fn enter_region() {
+    let _ = CACHE.try_with(|c| c.regions.set(c.regions.get().saturating_add(1)));
+}
+
+/// Leaves a region; leaving the outermost one flushes this thread's pending counts.
+#[inline(always)]
+pub(crate) fn leave_region() {
+    let _ = CACHE.try_with(|c| {
+        let d = c.regions.get().saturating_sub(1);
+        c.regions.set(d);
+        if d == 0 && c.dirty.get() {
+            c.flush();
+        }
+    });
+}
+
 /// Pushes this thread's pending counts to the shared counters.
-#[inline]
+#[cfg(test)]
 pub(crate) fn flush() {
     let _ = CACHE.try_with(|c| {
         if c.dirty.get() {
@@ -190,18 +217,38 @@ mod tests {
 
     #[test]
     fn a_fifth_tag_flushes_a_victim_entry() {
-        let slot = slots::MAX_SLOTS - 2;
-        slots::recycle(slot, 0, 0);
-        let base = crate::tag::make(slot, 0);
+        let base = slots::test_tag(2, 1);
+        let other = slots::test_tag(3, 1);
+        enter_region();
         CACHE.with(|c| {
             c.flush();
             c.on_alloc(base, 10);
             for i in 1..=ENTRIES as u32 {
-                c.on_alloc(crate::tag::make(slots::MAX_SLOTS - 3, i), 1);
+                c.on_alloc(other + (u64::from(i) << 32), 1);
             }
         });
         // `base` lost its entry, so its count reached the shared counters.
-        assert_eq!(slots::read(base).alloc_bytes, 10);
-        CACHE.with(|c| c.flush());
+        assert_eq!(slots::global().read(base).alloc_bytes, 10);
+        leave_region();
+    }
+
+    #[test]
+    fn outside_a_region_every_count_reaches_the_counters_at_once() {
+        let t = slots::test_tag(9, 1);
+        CACHE.with(|c| c.on_alloc(t, 33));
+        assert_eq!(slots::global().read(t).alloc_bytes, 33);
+        enter_region();
+        CACHE.with(|c| c.on_free(t, 33));
+        assert_eq!(
+            slots::global().read(t).free_bytes,
+            0,
+            "batched inside a region"
+        );
+        leave_region();
+        assert_eq!(
+            slots::global().read(t).free_bytes,
+            33,
+            "flushed on leaving it"
+        );
     }
 }

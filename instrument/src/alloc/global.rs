@@ -218,12 +218,21 @@ mod tracking {
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
             let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
             let size = layout.size() as u64;
-            if batch::with(|c| c.on_free(owner, size)).is_none() {
+            let free = |a: &A| {
+                // SAFETY: `base` is the inner block, allocated with `inner_layout`.
+                unsafe { a.dealloc(base, inner_layout) }
+            };
+            let counted = batch::with(|c| {
+                c.on_free(owner, size);
+                // An inner allocator that allocates while freeing is charged to nobody.
+                c.enter();
+                free(&self.inner);
+                c.leave();
+            });
+            if counted.is_none() {
                 batch::direct(owner, size, false);
+                free(&self.inner);
             }
-            // SAFETY: `base` is the inner block, allocated with `inner_layout`. (An inner
-            // allocator that allocates while freeing is charged to the current connection.)
-            unsafe { self.inner.dealloc(base, inner_layout) };
         }
 
         #[inline]

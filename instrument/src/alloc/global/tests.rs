@@ -127,9 +127,7 @@ fn oversized_requests_return_null_instead_of_panicking() {
 
 #[test]
 fn blocks_are_charged_to_the_tag_that_allocated_them_and_credited_on_free() {
-    let slot = slots::MAX_SLOTS - 4;
-    slots::recycle(slot, 0, 7);
-    let t = tag::make(slot, 7);
+    let t = slots::test_tag(4, 7);
     let layout = Layout::from_size_align(100, 8).unwrap();
     // SAFETY: a live block freed once with its layout (after a realloc to 300 bytes).
     let p = unsafe {
@@ -137,17 +135,17 @@ fn blocks_are_charged_to_the_tag_that_allocated_them_and_credited_on_free() {
         A.alloc(layout)
     };
     crate::alloc::flush();
-    assert_eq!(slots::read(t).live_bytes(), 100);
+    assert_eq!(slots::global().read(t).live_bytes(), 100);
     // realloc outside the scope stays with the owner; the free credits it.
     // SAFETY: as above.
     unsafe {
         let p = A.realloc(p, layout, 300);
         crate::alloc::flush();
-        assert_eq!(slots::read(t).live_bytes(), 300);
+        assert_eq!(slots::global().read(t).live_bytes(), 300);
         A.dealloc(p, Layout::from_size_align(300, 8).unwrap());
     }
     crate::alloc::flush();
-    let c = slots::read(t);
+    let c = slots::global().read(t);
     assert_eq!((c.live_bytes(), c.live_blocks()), (0, 0));
     assert_eq!(c.alloc_bytes, 400);
 }
@@ -172,9 +170,7 @@ unsafe impl GlobalAlloc for Bookkeeping {
 
 #[test]
 fn an_inner_allocators_own_bookkeeping_is_not_charged_to_the_connection() {
-    let slot = slots::MAX_SLOTS - 5;
-    slots::recycle(slot, 0, 3);
-    let t = tag::make(slot, 3);
+    let t = slots::test_tag(5, 3);
     let nested = TrackingAlloc::new(Bookkeeping);
     let layout = Layout::from_size_align(64, 8).unwrap();
     // SAFETY: a live block freed once with its layout.
@@ -183,7 +179,7 @@ fn an_inner_allocators_own_bookkeeping_is_not_charged_to_the_connection() {
         let p = nested.alloc(layout);
         crate::alloc::flush();
         assert_eq!(
-            slots::read(t).alloc_bytes,
+            slots::global().read(t).alloc_bytes,
             64,
             "the 1000-byte note must not count"
         );
@@ -202,22 +198,20 @@ fn the_allocator_serves_allocations_made_before_main() {
 
 #[test]
 fn frees_on_another_thread_credit_the_owner() {
-    let slot = slots::MAX_SLOTS - 6;
-    slots::recycle(slot, 0, 1);
-    let t = tag::make(slot, 1);
+    let t = slots::test_tag(6, 1);
     let v = {
         let _g = tag::enter(t);
         vec![1u8; 5000]
     };
     crate::alloc::flush();
-    assert_eq!(slots::read(t).live_bytes(), 5000);
+    assert_eq!(slots::global().read(t).live_bytes(), 5000);
     std::thread::spawn(move || {
         drop(v);
         crate::alloc::flush();
     })
     .join()
     .unwrap();
-    assert_eq!(slots::read(t).live_bytes(), 0);
+    assert_eq!(slots::global().read(t).live_bytes(), 0);
 }
 
 #[test]
@@ -233,9 +227,7 @@ fn thread_local_destructors_can_allocate_and_free() {
     thread_local! {
         static LOCAL: std::cell::RefCell<Option<AllocatesOnDrop>> = const { std::cell::RefCell::new(None) };
     }
-    let slot = slots::MAX_SLOTS - 7;
-    slots::recycle(slot, 0, 1);
-    let t = tag::make(slot, 1);
+    let t = slots::test_tag(7, 1);
     std::thread::spawn(move || {
         let _g = tag::enter(t);
         LOCAL.with(|l| *l.borrow_mut() = Some(AllocatesOnDrop(vec![0u8; 100])));
@@ -246,9 +238,7 @@ fn thread_local_destructors_can_allocate_and_free() {
 
 #[test]
 fn many_threads_charging_one_connection_add_up_exactly() {
-    let slot = slots::MAX_SLOTS - 8;
-    slots::recycle(slot, 0, 1);
-    let t = tag::make(slot, 1);
+    let t = slots::test_tag(8, 1);
     let threads: Vec<_> = (0..8)
         .map(|_| {
             std::thread::spawn(move || {
@@ -270,5 +260,5 @@ fn many_threads_charging_one_connection_add_up_exactly() {
         .map(|h| h.join().unwrap())
         .collect();
     let expected: u64 = threads.iter().sum();
-    assert_eq!(slots::read(t).live_bytes(), expected);
+    assert_eq!(slots::global().read(t).live_bytes(), expected);
 }
