@@ -1,16 +1,22 @@
-//! Task id -> connection tag, readable without locks from the poll hooks.
+//! Task id -> connection tag, read by the poll hooks without locks.
 //!
-//! A direct-mapped table indexed by `task_id % SIZE`: tokio hands out task ids from one
-//! counter, so live tagged tasks rarely collide; a colliding task goes to a small locked
-//! overflow map. Only the spawn hook of task X inserts X and only its terminate hook removes
+//! A 4-way set-associative table indexed by `task_id % SETS`, plus a small lock-free overflow
+//! array for the rare task whose set is full. Nothing here locks, allocates or panics: the
+//! poll path reads at most four entries, and scans the overflow array only for ids whose set
+//! has overflowed. Only the spawn hook of task X inserts X and only its terminate hook removes
 //! it, and lookups of X happen between the two (in X's polls), so an entry needs no version.
-//! When no tagged task is alive the lookup is a single atomic load.
+//! When no tagged task is alive a lookup is a single atomic load.
+//!
+//! If even the overflow array is full (more than 65,536 + 1,024 tagged tasks alive with
+//! colliding ids), the task is still known to the collector, but its polls run untagged (its
+//! allocations are nobody's): [`dropped`] counts such tasks and the terminate hook reports the
+//! end of every unknown task while it is non-zero, so no task is left alive by mistake.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-const SIZE: usize = 1 << 16;
+const SETS: usize = 1 << 14;
+const WAYS: usize = 4;
+const OVERFLOW: usize = 1024;
 const LOCKED: u64 = u64::MAX;
 
 struct Entry {
@@ -18,40 +24,58 @@ struct Entry {
     tag: AtomicU64,
 }
 
-static TABLE: [Entry; SIZE] = [const {
-    Entry {
-        id: AtomicU64::new(0),
-        tag: AtomicU64::new(0),
-    }
-}; SIZE];
+const EMPTY: Entry = Entry {
+    id: AtomicU64::new(0),
+    tag: AtomicU64::new(0),
+};
+
+static TABLE: [[Entry; WAYS]; SETS] = [const { [EMPTY; WAYS] }; SETS];
+/// Per set: how many of its ids live in the overflow array (or were dropped).
+static SPILLED: [AtomicU32; SETS] = [const { AtomicU32::new(0) }; SETS];
+static SPILL: [Entry; OVERFLOW] = [EMPTY; OVERFLOW];
 static LIVE: AtomicUsize = AtomicUsize::new(0);
-static OVERFLOW_LEN: AtomicUsize = AtomicUsize::new(0);
-static OVERFLOW: Mutex<Option<HashMap<u64, u64>>> = Mutex::new(None);
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 #[inline]
-fn entry(id: u64) -> &'static Entry {
-    &TABLE[(id as usize) & (SIZE - 1)]
+fn set(id: u64) -> usize {
+    (id as usize) & (SETS - 1)
 }
 
-fn overflow<R>(f: impl FnOnce(&mut HashMap<u64, u64>) -> R) -> R {
-    let mut guard = OVERFLOW.lock().unwrap_or_else(|p| p.into_inner());
-    f(guard.get_or_insert_with(HashMap::new))
-}
-
-/// Records that task `id` belongs to `tag`.
-pub(crate) fn insert(id: u64, tag: u64) {
-    LIVE.fetch_add(1, Ordering::Relaxed);
-    let e = entry(id);
-    if e.id
-        .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-    {
-        e.tag.store(tag, Ordering::Relaxed);
-        e.id.store(id, Ordering::Release);
-    } else {
-        overflow(|m| m.insert(id, tag));
-        OVERFLOW_LEN.fetch_add(1, Ordering::Release);
+/// Claims an empty entry of `entries` for (`id`, `tag`).
+fn claim(entries: &[Entry], id: u64, tag: u64) -> bool {
+    for e in entries {
+        if e.id.load(Ordering::Relaxed) == 0
+            && e.id
+                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            e.tag.store(tag, Ordering::Relaxed);
+            e.id.store(id, Ordering::Release);
+            return true;
+        }
     }
+    false
+}
+
+#[inline]
+fn find(entries: &[Entry], id: u64) -> Option<&Entry> {
+    entries.iter().find(|e| e.id.load(Ordering::Acquire) == id)
+}
+
+/// Records that task `id` belongs to `tag`. Returns `false` if the task could not be placed
+/// (its polls will run untagged; see the module docs).
+pub(crate) fn insert(id: u64, tag: u64) -> bool {
+    LIVE.fetch_add(1, Ordering::Relaxed);
+    let s = set(id);
+    if claim(&TABLE[s], id, tag) {
+        return true;
+    }
+    SPILLED[s].fetch_add(1, Ordering::Release);
+    if claim(&SPILL, id, tag) {
+        return true;
+    }
+    DROPPED.fetch_add(1, Ordering::Relaxed);
+    false
 }
 
 /// The tag of task `id`, or 0.
@@ -60,40 +84,59 @@ pub(crate) fn get(id: u64) -> u64 {
     if LIVE.load(Ordering::Relaxed) == 0 {
         return 0;
     }
-    let e = entry(id);
-    if e.id.load(Ordering::Acquire) == id {
+    let s = set(id);
+    if let Some(e) = find(&TABLE[s], id) {
         return e.tag.load(Ordering::Relaxed);
     }
-    if OVERFLOW_LEN.load(Ordering::Acquire) == 0 {
+    if SPILLED[s].load(Ordering::Acquire) == 0 {
         return 0;
     }
-    overflow(|m| m.get(&id).copied().unwrap_or(0))
+    find(&SPILL, id).map_or(0, |e| e.tag.load(Ordering::Relaxed))
 }
 
-/// Forgets task `id`, returning its tag (0 if it had none).
+/// What [`remove`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removed {
+    /// The task's tag.
+    Tagged(u64),
+    /// Not in the table: an untagged task.
+    Untagged,
+    /// Not in the table, but some tasks could not be placed: it may be one of them.
+    Unknown,
+}
+
+/// Forgets task `id`.
 #[inline]
-pub(crate) fn remove(id: u64) -> u64 {
+pub(crate) fn remove(id: u64) -> Removed {
     if LIVE.load(Ordering::Relaxed) == 0 {
-        return 0;
+        return Removed::Untagged;
     }
-    let e = entry(id);
-    if e.id.load(Ordering::Acquire) == id {
+    let s = set(id);
+    let hit = find(&TABLE[s], id).or_else(|| {
+        (SPILLED[s].load(Ordering::Acquire) != 0)
+            .then(|| find(&SPILL, id))
+            .flatten()
+    });
+    if let Some(e) = hit {
+        let in_spill = SPILL.as_ptr_range().contains(&std::ptr::from_ref(e));
         let tag = e.tag.swap(0, Ordering::Relaxed);
         e.id.store(0, Ordering::Release);
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-        return tag;
-    }
-    if OVERFLOW_LEN.load(Ordering::Acquire) == 0 {
-        return 0;
-    }
-    match overflow(|m| m.remove(&id)) {
-        Some(tag) => {
-            OVERFLOW_LEN.fetch_sub(1, Ordering::Release);
-            LIVE.fetch_sub(1, Ordering::Relaxed);
-            tag
+        if in_spill {
+            SPILLED[s].fetch_sub(1, Ordering::Release);
         }
-        None => 0,
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        return Removed::Tagged(tag);
     }
+    if DROPPED.load(Ordering::Relaxed) != 0 {
+        Removed::Unknown
+    } else {
+        Removed::Untagged
+    }
+}
+
+/// Tagged tasks that could not be placed since start (their polls ran untagged).
+pub(crate) fn dropped() -> usize {
+    DROPPED.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -101,18 +144,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn colliding_ids_go_to_overflow_and_come_back() {
-        // Ids far above what tokio hands out in this test binary.
-        let a = (1u64 << 40) + 7;
-        let b = a + SIZE as u64;
-        insert(a, 11);
-        insert(b, 22);
-        assert_eq!(get(a), 11);
-        assert_eq!(get(b), 22);
-        assert_eq!(get(a + 1), 0);
-        assert_eq!(remove(b), 22);
-        assert_eq!(get(b), 0);
-        assert_eq!(remove(a), 11);
-        assert_eq!(remove(a), 0);
+    fn colliding_ids_spill_and_come_back_without_locks() {
+        // Ids far above what tokio hands out in this test binary, all in one set.
+        let base = (1u64 << 40) + 7;
+        let ids: Vec<u64> = (0..6).map(|i| base + i * SETS as u64).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            assert!(insert(id, 100 + i as u64));
+        }
+        assert!(SPILLED[set(base)].load(Ordering::Relaxed) >= 2);
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(get(id), 100 + i as u64);
+        }
+        assert_eq!(get(base + 1), 0);
+        for (i, &id) in ids.iter().enumerate().rev() {
+            assert_eq!(remove(id), Removed::Tagged(100 + i as u64));
+            assert_eq!(get(id), 0);
+        }
+        assert_eq!(SPILLED[set(base)].load(Ordering::Relaxed), 0);
+        assert_eq!(remove(base), Removed::Untagged);
     }
 }
