@@ -17,6 +17,11 @@ pub const DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION: usize = 32;
 /// is flagged as leaking memory.
 pub const DEFAULT_RETAINED_BYTES_THRESHOLD: u64 = 64 * 1024;
 
+/// By default, at most this many connections are tracked at once: open, awaiting their verdict
+/// (closed, within the grace period) or kept closed. Each costs 40 bytes of counters,
+/// allocated once when leakscope starts.
+pub const DEFAULT_MAX_TRACKED_CONNECTIONS: usize = 32_768;
+
 /// The effective configuration (durations serialize as `{secs, nanos}`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -33,6 +38,8 @@ pub struct Config {
     pub max_ended_tasks_per_connection: usize,
     /// See [`Builder::retained_bytes_threshold`].
     pub retained_bytes_threshold: u64,
+    /// See [`Builder::max_tracked_connections`].
+    pub max_tracked_connections: usize,
 }
 
 impl Default for Config {
@@ -44,6 +51,7 @@ impl Default for Config {
             max_leaking_connections: DEFAULT_MAX_LEAKING_CONNECTIONS,
             max_ended_tasks_per_connection: DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION,
             retained_bytes_threshold: DEFAULT_RETAINED_BYTES_THRESHOLD,
+            max_tracked_connections: DEFAULT_MAX_TRACKED_CONNECTIONS,
         }
     }
 }
@@ -91,7 +99,8 @@ impl Builder {
     }
 
     /// Defaults overridden by `LEAKSCOPE_GRACE_MS`, `LEAKSCOPE_RETENTION_MS`,
-    /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING` and `LEAKSCOPE_RETAINED_BYTES`.
+    /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING`, `LEAKSCOPE_RETAINED_BYTES` and
+    /// `LEAKSCOPE_MAX_TRACKED`.
     /// A variable that does not parse is ignored with a warning (printed and shown in the
     /// snapshot); the default stays.
     pub fn from_env() -> Self {
@@ -130,6 +139,9 @@ impl Builder {
         }
         if let Some(v) = num("LEAKSCOPE_RETAINED_BYTES", 0) {
             self.config.retained_bytes_threshold = v;
+        }
+        if let Some(v) = num("LEAKSCOPE_MAX_TRACKED", 16) {
+            self.config.max_tracked_connections = v.min(1 << 24) as usize;
         }
         self
     }
@@ -173,6 +185,15 @@ impl Builder {
     /// leaking memory. By default, [`DEFAULT_RETAINED_BYTES_THRESHOLD`].
     pub fn retained_bytes_threshold(mut self, bytes: u64) -> Self {
         self.config.retained_bytes_threshold = bytes;
+        self
+    }
+
+    /// How many connections are tracked at once (open, within their grace period, or kept
+    /// closed). When every one is open or awaiting its verdict, new connections are counted
+    /// but not tracked, and the snapshot warns. By default,
+    /// [`DEFAULT_MAX_TRACKED_CONNECTIONS`]; clamped to 16..=2^24.
+    pub fn max_tracked_connections(mut self, n: usize) -> Self {
+        self.config.max_tracked_connections = n.clamp(16, 1 << 24);
         self
     }
 

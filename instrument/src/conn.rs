@@ -38,7 +38,10 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.owner && !self.closed.load(Ordering::Relaxed) {
-            collector::get().close(self.id, "every handle dropped");
+            collector::get().send(collector::Event::Closed {
+                id: self.id,
+                reason: "every handle dropped",
+            });
         }
     }
 }
@@ -56,8 +59,15 @@ impl Connection {
     pub fn open(label: &str, peer: Option<String>) -> Connection {
         #[cfg(feature = "enabled")]
         {
-            let (id, tag) = collector::get().open(label, peer.clone());
             let _g = tag::untracked();
+            let opened = collector::get().send(collector::Event::Opened {
+                label: label.into(),
+                peer: peer.as_deref().map(Into::into),
+                runtime: runtime_id(),
+            });
+            let collector::Applied::Opened { id, tag } = opened else {
+                unreachable!("an open is answered with the new connection")
+            };
             let span = tracing::info_span!(
                 target: "leakscope",
                 "conn",
@@ -124,7 +134,10 @@ impl Connection {
     pub fn set_label(&self, label: &str) {
         #[cfg(feature = "enabled")]
         if let Some(i) = &self.inner {
-            collector::get().set_label(i.id, label);
+            collector::get().send(collector::Event::Relabelled {
+                id: i.id,
+                label: label.into(),
+            });
         }
         #[cfg(not(feature = "enabled"))]
         let _ = label;
@@ -134,7 +147,10 @@ impl Connection {
     pub fn set_peer(&self, peer: String) {
         #[cfg(feature = "enabled")]
         if let Some(i) = &self.inner {
-            collector::get().set_peer(i.id, peer);
+            collector::get().send(collector::Event::PeerSet {
+                id: i.id,
+                peer: peer.into(),
+            });
         }
         #[cfg(not(feature = "enabled"))]
         let _ = peer;
@@ -147,7 +163,7 @@ impl Connection {
         #[cfg(feature = "enabled")]
         if let Some(i) = &self.inner {
             i.closed.store(true, Ordering::Relaxed);
-            collector::get().ignore(i.id);
+            collector::get().send(collector::Event::Ignored { id: i.id });
         }
     }
 
@@ -161,7 +177,7 @@ impl Connection {
         #[cfg(feature = "enabled")]
         if let Some(i) = &self.inner {
             if !i.closed.swap(true, Ordering::Relaxed) {
-                collector::get().close(i.id, reason);
+                collector::get().send(collector::Event::Closed { id: i.id, reason });
             }
         }
         #[cfg(not(feature = "enabled"))]
@@ -278,12 +294,8 @@ impl<F: Future> Future for Scoped<F> {
             check_hooks();
             let _span = inner.span.enter();
             let _tag = tag::enter(inner.tag);
+            // The tag guard is an allocator region: leaving the outermost one flushes.
             let out = this.fut.poll(cx);
-            // Inside a hooked task the after-poll hook flushes; elsewhere (block_on, explicit
-            // mode) nobody else would.
-            if tag::polling() == 0 {
-                crate::alloc::flush();
-            }
             if out.is_ready() && this.state.close_on_exit {
                 this.state.conn.close_because("scope ended");
             }
@@ -292,6 +304,19 @@ impl<F: Future> Future for Scoped<F> {
         #[cfg(not(feature = "enabled"))]
         this.fut.poll(cx)
     }
+}
+
+/// The id of the tokio runtime running this code, when tokio can tell (`--cfg tokio_unstable`).
+#[cfg(feature = "enabled")]
+pub(crate) fn runtime_id() -> Option<u64> {
+    #[cfg(tokio_unstable)]
+    {
+        tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| tag::id_u64(&h.id()))
+    }
+    #[cfg(not(tokio_unstable))]
+    None
 }
 
 /// Notices a runtime without leakscope's poll hooks: inside a tokio task, the before-poll hook

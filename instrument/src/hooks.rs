@@ -177,13 +177,24 @@ mod imp {
         }
         let info = crate::spawn::take_pending();
         let id = tag::task_id_u64(m.id());
-        task_table::insert(id, t);
-        collector::get().task_spawned(t, id, m.spawned_at(), info.unwrap_or_default());
+        if !task_table::insert(id, t) && task_table::dropped() == 1 {
+            collector::get().warn(
+                "more than 66,000 tagged tasks alive with colliding ids: some run untagged (their \
+                 allocations are charged to nobody); their lifetimes are still tracked"
+                    .to_owned(),
+            );
+        }
+        collector::get().send(collector::Event::TaskSpawned {
+            tag: t,
+            task: id,
+            location: m.spawned_at(),
+            info: info.unwrap_or_default(),
+        });
     }
 
     fn on_terminate(m: &TaskMeta<'_>) {
         let id = tag::task_id_u64(m.id());
-        if task_table::remove(id) == tag::UNTAGGED {
+        if task_table::remove(id) == task_table::Removed::Untagged {
             return;
         }
         let ended_by = if tag::polling() != id {
@@ -195,22 +206,24 @@ mod imp {
         } else {
             EndedBy::Completed
         };
-        collector::get().task_ended(id, ended_by);
+        collector::get().send(collector::Event::TaskEnded { task: id, ended_by });
     }
 
     #[inline]
     fn before_poll_hook(m: &TaskMeta<'_>) {
         let id = tag::task_id_u64(m.id());
-        // No flush here: the per-thread cache keys counts by tag, and the after-poll hook
-        // flushes, so the counters lag by at most one poll without paying for it twice.
+        // The poll is an allocator region: counts are batched and flushed by the after-poll
+        // hook, so the counters lag by at most one poll.
         tag::set_polling(id);
+        alloc::batch::enter_region();
         tag::set(task_table::get(id));
     }
 
     #[inline]
     fn after_poll_hook(_m: &TaskMeta<'_>) {
-        alloc::flush();
         tag::set(tag::UNTAGGED);
+        // Leaving the poll's region flushes its batched counts.
+        alloc::batch::leave_region();
         tag::set_polling(0);
     }
 }

@@ -117,7 +117,12 @@ impl<S: AsyncWrite> AsyncWrite for TrackedIo<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let out = this.inner.poll_flush(cx);
+        if let Poll::Ready(Err(_)) = &out {
+            this.conn.close_because("write error");
+        }
+        out
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -144,7 +149,6 @@ pub(crate) mod owners {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use crate::Connection;
-    use crate::snapshot::Mode;
 
     static OWNERS: Mutex<Option<HashMap<u64, u64>>> = Mutex::new(None);
     static LEN: AtomicUsize = AtomicUsize::new(0);
@@ -168,7 +172,8 @@ pub(crate) mod owners {
             return;
         };
         *owner = u64::MAX;
-        if crate::collector::get().mode() == Mode::Hooks || conn.tag() == 0 {
+        // A task polled by a hooked runtime is tagged by the hooks; only others need this.
+        if crate::tag::polling() != 0 || conn.tag() == 0 {
             return;
         }
         *owner = id;

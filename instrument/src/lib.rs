@@ -43,12 +43,12 @@ mod task_table;
 pub use alloc::TrackingAlloc;
 #[doc(hidden)]
 pub use alloc::bench as alloc_bench;
-pub use assert::{OrphanReport, Verify, assert_no_orphans};
+pub use assert::{Mark, OrphanReport, Verify, assert_no_orphans};
 pub use clock::now_ms;
 pub use config::{
     Builder, Config, ConfigError, DEFAULT_GRACE, DEFAULT_MAX_CLOSED_CONNECTIONS,
     DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION, DEFAULT_MAX_LEAKING_CONNECTIONS,
-    DEFAULT_RETAINED_BYTES_THRESHOLD, DEFAULT_RETENTION,
+    DEFAULT_MAX_TRACKED_CONNECTIONS, DEFAULT_RETAINED_BYTES_THRESHOLD, DEFAULT_RETENTION,
 };
 pub use conn::{Connection, Scoped, scope};
 pub use hooks::{RuntimeBuilderExt, UserHooks, runtime};
@@ -93,6 +93,35 @@ pub fn summary(orphan_limit: usize) -> Snapshot {
     {
         let _ = orphan_limit;
         Snapshot::empty(Mode::Disabled, DEFAULT_GRACE.as_millis() as u64)
+    }
+}
+
+/// One connection and its tasks (alive ones and the last ended ones), as a snapshot with
+/// exact totals: a direct lookup that never walks every task. `None` if the connection is not
+/// tracked (never existed, or evicted).
+pub fn connection_snapshot(id: u64) -> Option<Snapshot> {
+    #[cfg(feature = "enabled")]
+    {
+        collector::get().connection(id)
+    }
+    #[cfg(not(feature = "enabled"))]
+    {
+        let _ = id;
+        None
+    }
+}
+
+/// One task and its connection, as a snapshot with exact totals: a direct lookup. `None` if the
+/// task is not tracked.
+pub fn task_snapshot(id: u64) -> Option<Snapshot> {
+    #[cfg(feature = "enabled")]
+    {
+        collector::get().task(id)
+    }
+    #[cfg(not(feature = "enabled"))]
+    {
+        let _ = id;
+        None
     }
 }
 

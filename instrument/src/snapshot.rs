@@ -115,6 +115,10 @@ pub struct Snapshot {
     pub heap: HeapTotals,
     /// Misconfigurations and dropped data, in words.
     pub warnings: Vec<String>,
+    /// Connections that can be tracked at once (open, in grace, or kept closed); beyond it new
+    /// connections are counted in `totals.connections_untracked` and a warning says so.
+    #[serde(default)]
+    pub max_tracked_connections: u64,
 }
 
 /// One connection.
@@ -153,6 +157,10 @@ pub struct ConnectionInfo {
     pub live_blocks: u64,
     /// Whether its retained bytes exceed the threshold.
     pub leaking_memory: bool,
+    /// The tokio runtime whose code opened it (`None` without `--cfg tokio_unstable`):
+    /// lets a test judge only the connections its own runtime opened.
+    #[serde(default)]
+    pub runtime_id: Option<u64>,
 }
 
 /// One task.
@@ -209,8 +217,24 @@ pub struct Totals {
     pub connections_evicted: u64,
     /// Connections opened but not tracked because every slot was in use.
     pub connections_untracked: u64,
-    /// Connections flagged as leaking memory right now.
+    /// Connections flagged as leaking memory: listed ones right now, plus those folded into
+    /// the totals while retaining more than the threshold.
     pub connections_leaking_memory: u64,
+    /// Connections forgotten as the tool's own traffic while open ([`crate::Connection::ignore`]):
+    /// `connections_opened = open_connections + connections_closed + connections_ignored`.
+    #[serde(default)]
+    pub connections_ignored: u64,
+    /// Leaking connections (orphan tasks or retained bytes over the threshold): the listed ones
+    /// right now plus `connections_folded_leaking`.
+    #[serde(default)]
+    pub connections_leaking: u64,
+    /// Leaking connections whose details were folded into these totals (beyond
+    /// `max_leaking_connections`), counted by their verdict when they were folded.
+    #[serde(default)]
+    pub connections_folded_leaking: u64,
+    /// Tagged tasks that ended: `tasks_spawned = live_tasks + tasks_ended`.
+    #[serde(default)]
+    pub tasks_ended: u64,
 }
 
 /// Heap totals from the tracking allocator.
@@ -243,6 +267,7 @@ impl Snapshot {
             totals: Totals::default(),
             heap: HeapTotals::default(),
             warnings: Vec::new(),
+            max_tracked_connections: 0,
         }
     }
 

@@ -91,8 +91,8 @@ mod imp {
 
     use tokio::task::JoinHandle;
 
-    use crate::collector::{self, SpawnInfo};
-    use crate::snapshot::{EndedBy, Mode};
+    use crate::collector::{self, Event, SpawnInfo};
+    use crate::snapshot::EndedBy;
     use crate::tag;
 
     thread_local! {
@@ -107,6 +107,20 @@ mod imp {
 
     fn set_pending(info: Option<SpawnInfo>) {
         let _ = PENDING.try_with(|p| *p.borrow_mut() = info);
+    }
+
+    /// Clears the pending spawn info when dropped, also when the spawn panics, so a stale name
+    /// or `detached` flag never reaches the next spawn on this thread.
+    struct ClearPending;
+
+    impl Drop for ClearPending {
+        fn drop(&mut self) {
+            set_pending(None);
+        }
+    }
+
+    fn send(ev: Event) {
+        collector::get().send(ev);
     }
 
     #[track_caller]
@@ -129,37 +143,43 @@ mod imp {
             wrapped: true,
             was_pending: false,
         };
-        if c.mode() == Mode::Hooks {
+        // With hooks installed, the spawn hook records the task: it knows how it ends (also
+        // `shutdown`). If the runtime spawned onto has no hooks (a second runtime, a LocalSet's
+        // host), the hook does not fire: then the task registers itself on its first poll.
+        if c.mode() == crate::snapshot::Mode::Hooks {
             let task_name = match (c.conn_of_tag(t), name) {
                 (Some(id), Some(n)) => format!("conn={id} {n}"),
                 (Some(id), None) => format!("conn={id}"),
                 (None, _) => String::new(),
             };
-            set_pending(Some(info));
-            let wrapped = Tracked {
-                fut,
-                tag: t,
-                report: None,
-                done: false,
+            let fallback = SpawnInfo {
+                was_pending: true,
+                ..info.clone()
             };
-            let _t = tag::enter(t);
-            let handle = spawn_with_name(&task_name, wrapped);
-            set_pending(None);
+            set_pending(Some(info));
+            let _clear = ClearPending;
+            let handle = {
+                let _t = tag::enter(t);
+                spawn_with_name(
+                    &task_name,
+                    Tracked::new(fut, t, Life::Unknown(location, fallback)),
+                )
+            };
+            if take_pending().is_some() {
+                // No hook took it: keep the connection from looking clean until the task's
+                // first poll registers it (the two may arrive in either order).
+                c.send(Event::TaskAnnounced { tag: t, delta: 1 });
+                c.mark_hooks_missing();
+            }
             return handle;
         }
-        // Explicit-spawn mode: the task registers itself on its first poll (only then is its
-        // id known without a race); until then it keeps its connection from looking clean.
-        c.task_pending(t, 1);
+        // Spawned untracked (the guard above), so a hooked runtime's spawn hook ignores it.
+        c.send(Event::TaskAnnounced { tag: t, delta: 1 });
         let info = SpawnInfo {
             was_pending: true,
             ..info
         };
-        tokio::spawn(Tracked {
-            fut,
-            tag: t,
-            report: Some((location, Some(info))),
-            done: false,
-        })
+        tokio::spawn(Tracked::new(fut, t, Life::Announced(location, info)))
     }
 
     #[cfg(tokio_unstable)]
@@ -197,6 +217,7 @@ mod imp {
         }
         let location = Location::caller();
         tokio::task::spawn_blocking(move || {
+            // A region: counts made by the closure are flushed when it returns.
             let _t = tag::enter(t);
             let mut guard = BlockingGuard { id: 0, done: false };
             if let Some(id) = tokio::task::try_id() {
@@ -206,7 +227,12 @@ mod imp {
                     wrapped: true,
                     ..SpawnInfo::default()
                 };
-                collector::get().task_spawned(t, guard.id, location, info);
+                send(Event::TaskSpawned {
+                    tag: t,
+                    task: guard.id,
+                    location,
+                    info,
+                });
             }
             let out = f();
             guard.done = true;
@@ -222,55 +248,84 @@ mod imp {
     impl Drop for BlockingGuard {
         fn drop(&mut self) {
             if self.id != 0 {
-                let how = if self.done {
+                let ended_by = if self.done {
                     EndedBy::Completed
                 } else {
                     EndedBy::Panicked
                 };
-                collector::get().task_ended(self.id, how);
+                send(Event::TaskEnded {
+                    task: self.id,
+                    ended_by,
+                });
             }
-            crate::alloc::flush();
         }
     }
 
+    /// Where a spawned task is in its life, as far as leakscope knows.
+    enum Life {
+        /// Spawned expecting the spawn hook; the first poll finds out whether it fired.
+        Unknown(&'static Location<'static>, SpawnInfo),
+        /// Recorded by the spawn hook: the hooks tag its polls and record its end.
+        Hooked,
+        /// Announced, not yet polled: registers itself on its first poll.
+        Announced(&'static Location<'static>, SpawnInfo),
+        /// Registered itself: it tags its own polls and reports its own end.
+        Registered(u64),
+        /// Its future returned.
+        Done,
+    }
+
     pin_project_lite::pin_project! {
-        /// The future leakscope spawns: it sees exactly how the task ends. In explicit-spawn mode
-        /// it also registers the task (from inside, on its first poll: recording the
-        /// `JoinHandle`'s id after spawn would race with a task that already ended) and sets
-        /// the connection's tag while polling.
+        /// The future leakscope spawns: it sees exactly how the task ends (a panic is one that
+        /// unwinds out of its poll; one caught inside the task is not). Where no hook records
+        /// it, it registers itself on its first poll (recording the `JoinHandle`'s id after
+        /// spawn would race with a task that already ended) and tags its own polls.
         struct Tracked<F> {
             #[pin]
             fut: F,
             tag: u64,
-            // Some((location, info)) until registered, in explicit-spawn mode only.
-            report: Option<(&'static Location<'static>, Option<SpawnInfo>)>,
-            done: bool,
+            life: Life,
+            // Set while the inner future is being polled: still set in drop = it panicked.
+            in_poll: bool,
         }
 
         impl<F> PinnedDrop for Tracked<F> {
             fn drop(this: Pin<&mut Self>) {
                 let this = this.project();
-                if *this.done {
-                    return;
-                }
-                if let Some((_, Some(_))) = this.report {
-                    // Never polled: never registered, no longer pending.
-                    collector::get().task_pending(*this.tag, -1);
-                    return;
-                }
-                let Some(id) = tokio::task::try_id().map(tag::task_id_u64) else { return };
-                let how = if std::thread::panicking() { EndedBy::Panicked } else { EndedBy::Aborted };
-                if this.report.is_none() {
-                    // hooks mode: the terminate hook records the end; tell it what we saw.
-                    if how == EndedBy::Panicked {
-                        tag::mark_panicked_poll();
-                    } else {
-                        tag::mark_dropped_early(id);
+                let id = tokio::task::try_id().map(tag::task_id_u64);
+                let how = if *this.in_poll { EndedBy::Panicked } else { EndedBy::Aborted };
+                match (&*this.life, id) {
+                    (Life::Done, _) | (_, None) => {}
+                    (Life::Announced(..), _) => {
+                        // Never polled: never registered, no longer pending.
+                        send(Event::TaskAnnounced { tag: *this.tag, delta: -1 });
                     }
-                } else {
-                    // explicit mode, registered: record it ourselves.
-                    collector::get().task_ended(id, how);
+                    (Life::Unknown(..), Some(id)) if crate::task_table::get(id) == 0 => {
+                        send(Event::TaskAnnounced { tag: *this.tag, delta: -1 });
+                    }
+                    (Life::Unknown(..) | Life::Hooked, Some(id)) => {
+                        // The terminate hook records the end; tell it what we saw.
+                        if how == EndedBy::Panicked {
+                            tag::mark_panicked_poll();
+                        } else {
+                            tag::mark_dropped_early(id);
+                        }
+                    }
+                    (Life::Registered(id), _) => {
+                        send(Event::TaskEnded { task: *id, ended_by: how });
+                    }
                 }
+            }
+        }
+    }
+
+    impl<F> Tracked<F> {
+        fn new(fut: F, tag: u64, life: Life) -> Self {
+            Tracked {
+                fut,
+                tag,
+                life,
+                in_poll: false,
             }
         }
     }
@@ -280,25 +335,44 @@ mod imp {
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = self.project();
-            let Some((location, info)) = this.report.as_mut() else {
-                let out = this.fut.poll(cx);
-                *this.done = out.is_ready();
-                return out;
-            };
-            let id = tokio::task::try_id().map(tag::task_id_u64);
-            if let (Some(id), Some(info)) = (id, info.take()) {
-                collector::get().task_spawned(*this.tag, id, location, info);
-            }
-            let out = {
-                let _t = tag::enter(*this.tag);
-                this.fut.poll(cx)
-            };
-            if out.is_ready() {
-                *this.done = true;
-                if let Some(id) = id {
-                    collector::get().task_ended(id, EndedBy::Completed);
+            if let Life::Unknown(..) | Life::Announced(..) = this.life {
+                let id = tokio::task::try_id().map_or(0, tag::task_id_u64);
+                let hooked =
+                    matches!(this.life, Life::Unknown(..)) && crate::task_table::get(id) != 0;
+                let registering = std::mem::replace(this.life, Life::Hooked);
+                if !hooked
+                    && id != 0
+                    && let Life::Unknown(location, info) | Life::Announced(location, info) =
+                        registering
+                {
+                    send(Event::TaskSpawned {
+                        tag: *this.tag,
+                        task: id,
+                        location,
+                        info,
+                    });
+                    *this.life = Life::Registered(id);
                 }
             }
+            let own = match this.life {
+                Life::Registered(id) => Some((*id, tag::enter(*this.tag))),
+                _ => None,
+            };
+            *this.in_poll = true;
+            let out = this.fut.poll(cx);
+            *this.in_poll = false;
+            if out.is_ready() {
+                let done = std::mem::replace(this.life, Life::Done);
+                // A panic caught inside the task marked this poll; it did not end the task.
+                tag::take_panicked();
+                if let (Life::Registered(id), Some(_)) = (done, &own) {
+                    send(Event::TaskEnded {
+                        task: id,
+                        ended_by: EndedBy::Completed,
+                    });
+                }
+            }
+            drop(own);
             out
         }
     }

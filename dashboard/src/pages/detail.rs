@@ -167,9 +167,9 @@ pub(crate) async fn connection(
     let id = parse_id("conn", &raw)?;
     let ctx = Ctx::new(&original, &uri, token.as_deref());
     let html = leakscope::untracked(|| {
-        let s = leakscope::snapshot();
-        match s.connection(id) {
-            Some(c) => Ok(conn_page(ctx, &s, c)?),
+        let s = leakscope::connection_snapshot(id);
+        match s.as_ref().and_then(|s| Some((s, s.connection(id)?))) {
+            Some((s, c)) => Ok(conn_page(ctx, s, c)?),
             None => Err(DashError::not_found(format!(
                 "connection {id} is not tracked: it never existed, or it closed cleanly and was \
                  evicted after the retention period"
@@ -266,7 +266,7 @@ async fn task_response(
         ))
     };
     let alive = {
-        let s = leakscope::untracked(leakscope::snapshot);
+        let s = leakscope::untracked(|| leakscope::task_snapshot(id)).ok_or_else(missing)?;
         let t = s.tasks.iter().find(|t| t.id == id).ok_or_else(missing)?;
         t.state == TaskState::Alive
     };
@@ -277,7 +277,7 @@ async fn task_response(
     };
     // A fresh snapshot: the dump may have taken a while.
     let (status, html) = leakscope::untracked(|| {
-        let s = leakscope::snapshot();
+        let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
         let t = s.tasks.iter().find(|t| t.id == id).ok_or_else(missing)?;
         Ok::<_, DashError>(task_page(ctx, &s, t, dump)?)
     })?;

@@ -1,34 +1,28 @@
-//! The collector: connections, tasks and totals, behind one mutex.
+//! The collector: connections, tasks and totals, behind one mutex, changed only by events.
 //!
-//! Only connection events (open, close) and tagged-task events (spawn, end) take the lock;
-//! the poll hooks and the allocator never do. Everything here runs under
-//! [`tag::untracked`](crate::tag::untracked), so the tool's own memory is never charged to a
-//! connection.
+//! Wrappers, hooks and spawn helpers send an [`Event`]; [`State::apply`] is the one function
+//! that changes the state. Only connection events and tagged-task events take the lock; the
+//! poll hooks and the allocator never do. Snapshots copy what they need under the lock and
+//! build their rows outside it. Everything here runs untracked, so the tool's own memory is
+//! never charged to a connection.
 
+mod event;
+mod retention;
 mod state;
+#[cfg(test)]
+mod tests;
 mod view;
 
-use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::config::{Config, ConfigError};
-use crate::snapshot::{EndedBy, Mode, Snapshot};
-use crate::tag;
+use crate::snapshot::{Mode, Snapshot};
+use crate::{clock, slots, tag};
 
+pub(crate) use event::{Applied, Event, SpawnInfo};
 pub(crate) use state::State;
-
-/// What `leakscope::spawn` tells the spawn hook about the task it is about to spawn.
-#[derive(Debug, Default)]
-pub(crate) struct SpawnInfo {
-    pub name: Option<Box<str>>,
-    pub detached: bool,
-    pub blocking: bool,
-    /// Spawned through leakscope's wrapper, which sees exactly how the task ends.
-    pub wrapped: bool,
-    /// Announced with `task_pending` before its first poll (explicit-spawn mode).
-    pub was_pending: bool,
-}
+use view::{Frozen, Which};
 
 pub(crate) struct Collector {
     pub(crate) config: Config,
@@ -66,9 +60,10 @@ pub(crate) fn get() -> &'static Collector {
 
 impl Collector {
     fn new(config: Config, warnings: Vec<String>) -> Self {
-        crate::clock::start_coarse();
+        clock::start_coarse();
+        let table = slots::init_global(config.max_tracked_connections);
         Collector {
-            state: Mutex::new(State::new(config.clone(), warnings)),
+            state: Mutex::new(State::new(config.clone(), table, warnings)),
             config,
             hooks_installed: AtomicBool::new(false),
             hooks_missing: AtomicBool::new(false),
@@ -81,11 +76,22 @@ impl Collector {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Applies one event: the only way the state changes.
+    pub(crate) fn send(&self, ev: Event) -> Applied {
+        let _g = tag::untracked();
+        let now = match ev {
+            Event::TaskSpawned { .. } | Event::TaskEnded { .. } | Event::TaskAnnounced { .. } => {
+                clock::coarse_ms()
+            }
+            _ => clock::now_ms(),
+        };
+        self.lock().apply(ev, now)
+    }
+
+    /// `hooks` once any runtime was built with leakscope's hooks (and `--cfg tokio_unstable`).
+    /// Which path a spawn takes is decided per call (see `spawn.rs`), not by this.
     pub(crate) fn mode(&self) -> Mode {
-        if cfg!(tokio_unstable)
-            && self.hooks_installed.load(Ordering::Relaxed)
-            && !self.hooks_missing.load(Ordering::Relaxed)
-        {
+        if cfg!(tokio_unstable) && self.hooks_installed.load(Ordering::Relaxed) {
             Mode::Hooks
         } else {
             Mode::ExplicitSpawn
@@ -96,14 +102,15 @@ impl Collector {
         self.hooks_installed.store(true, Ordering::Relaxed);
     }
 
-    /// A scope was polled inside a task the poll hooks did not announce.
+    /// A scope was polled inside a task the poll hooks did not announce (a `LocalSet`, or a
+    /// runtime without leakscope's hooks). Says so once; the mode does not change.
     pub(crate) fn mark_hooks_missing(&self) {
         if !self.hooks_missing.swap(true, Ordering::Relaxed) {
             self.warn(
-                "leakscope is enabled but a connection ran on a tokio runtime without \
-                 leakscope's hooks (built without leakscope::runtime() / \
-                 RuntimeBuilderExt::leakscope(), or another library replaced the hooks): only \
-                 tasks spawned with leakscope::spawn are tracked"
+                "a connection ran without leakscope's hooks (in a LocalSet, or on a runtime \
+                 built without leakscope::runtime() / RuntimeBuilderExt::leakscope(), or \
+                 another library replaced the hooks): tasks its code spawns there are tracked \
+                 only if spawned with leakscope::spawn; spawn_local tasks are invisible"
                     .to_owned(),
             );
         }
@@ -112,33 +119,7 @@ impl Collector {
     pub(crate) fn warn(&self, msg: String) {
         let _g = tag::untracked();
         tracing::warn!(target: "leakscope", "{msg}");
-        self.lock().warn(msg);
-    }
-
-    /// Opens a connection; returns its id and tag (tag 0 if every slot is in use).
-    pub(crate) fn open(&self, label: &str, peer: Option<String>) -> (u64, u64) {
-        let _g = tag::untracked();
-        self.lock().open(label, peer)
-    }
-
-    pub(crate) fn set_label(&self, id: u64, label: &str) {
-        let _g = tag::untracked();
-        self.lock().set_label(id, label);
-    }
-
-    pub(crate) fn set_peer(&self, id: u64, peer: String) {
-        let _g = tag::untracked();
-        self.lock().set_peer(id, peer);
-    }
-
-    pub(crate) fn close(&self, id: u64, reason: &'static str) {
-        let _g = tag::untracked();
-        self.lock().close(id, reason);
-    }
-
-    pub(crate) fn ignore(&self, id: u64) {
-        let _g = tag::untracked();
-        self.lock().ignore(id);
+        self.send(Event::Warned(msg));
     }
 
     /// The connection id behind a tag, if it is still tracked.
@@ -147,40 +128,34 @@ impl Collector {
         self.lock().conn_of_tag(tag)
     }
 
-    pub(crate) fn task_spawned(
-        &self,
-        tag: u64,
-        task: u64,
-        location: &'static Location<'static>,
-        info: SpawnInfo,
-    ) {
+    /// Copies under the lock, builds outside it.
+    fn view(&self, which: Which) -> Snapshot {
         let _g = tag::untracked();
-        self.lock().task_spawned(tag, task, location, info);
-    }
-
-    pub(crate) fn task_pending(&self, tag: u64, delta: i64) {
-        let _g = tag::untracked();
-        self.lock().task_pending(tag, delta);
-    }
-
-    pub(crate) fn task_ended(&self, task: u64, ended_by: EndedBy) {
-        let _g = tag::untracked();
-        self.lock().task_ended(task, ended_by);
+        let mode = self.mode();
+        let now = clock::now_ms();
+        let frozen = {
+            let mut st = self.lock();
+            st.apply(Event::Tick, now);
+            Frozen::copy(&st, now, which, crate::alloc::is_tracking())
+        };
+        frozen.build(mode)
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let _g = tag::untracked();
-        let mode = self.mode();
-        let mut st = self.lock();
-        st.maintain(crate::clock::now_ms());
-        view::snapshot(&st, mode)
+        self.view(Which::All)
     }
 
     pub(crate) fn summary(&self, orphan_limit: usize) -> Snapshot {
-        let _g = tag::untracked();
-        let mode = self.mode();
-        let mut st = self.lock();
-        st.maintain(crate::clock::now_ms());
-        view::summary(&st, mode, orphan_limit)
+        self.view(Which::Orphans(orphan_limit))
+    }
+
+    /// One connection and its tasks, or `None` if it is not tracked.
+    pub(crate) fn connection(&self, id: u64) -> Option<Snapshot> {
+        Some(self.view(Which::Conn(id))).filter(|s| !s.connections.is_empty())
+    }
+
+    /// One task and its connection, or `None` if it is not tracked.
+    pub(crate) fn task(&self, id: u64) -> Option<Snapshot> {
+        Some(self.view(Which::Task(id))).filter(|s| !s.tasks.is_empty())
     }
 }

@@ -1,22 +1,19 @@
-//! The collector's state and its bounded-memory rules.
+//! The collector's state: connections, tasks and exact totals, changed only by
+//! [`State::apply`]. The grace, retention and capacity rules live in `retention.rs`.
 //!
-//! Memory stays bounded by configuration:
-//! - open connections and alive tasks are kept (they cost the user far more than their record);
-//! - a closed connection that leaks nothing is *clean*: kept for `retention`, at most
-//!   `max_closed_connections` of them, oldest evicted first;
-//! - a closed connection with alive tasks or retained bytes is *leaking*: kept with details up
-//!   to `max_leaking_connections`; beyond that the oldest is evicted and its alive tasks are
-//!   folded into an id set (8 bytes each) so the totals stay exact;
-//! - per connection, the details of at most `max_ended_tasks_per_connection` ended tasks.
+//! A connection's life: `Open` → (socket closes) `Grace` → (close + grace passed: judged)
+//! `Clean` or `Leaking`; a judged connection moves between the two as its tasks end or spawn,
+//! until it is evicted (`Clean` by retention or `max_closed_connections`, `Leaking` beyond
+//! `max_leaking_connections`, folded into totals). Nothing is evicted before it is judged.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
+use std::sync::Arc;
 
-use super::SpawnInfo;
-use crate::clock::{coarse_ms, now_ms};
+use super::event::{Applied, Event, SpawnInfo};
 use crate::config::Config;
-use crate::slots::{self, FIRST_CONN_SLOT, MAX_SLOTS};
+use crate::slots::{FIRST_CONN_SLOT, SlotTable};
 use crate::snapshot::EndedBy;
 use crate::tag;
 
@@ -42,9 +39,11 @@ impl Hasher for IdHasher {
 /// A map keyed by connection or task id.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Where a connection is in its life (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
     Open,
+    Grace,
     Clean,
     Leaking,
 }
@@ -52,8 +51,9 @@ pub(crate) enum Class {
 pub(crate) struct Conn {
     pub id: u64,
     pub tag: u64,
-    pub label: String,
-    pub peer: Option<String>,
+    pub label: Arc<str>,
+    pub peer: Option<Arc<str>>,
+    pub runtime: Option<u64>,
     pub opened_at_ms: u64,
     pub closed_at_ms: Option<u64>,
     pub close_reason: Option<&'static str>,
@@ -61,21 +61,22 @@ pub(crate) struct Conn {
     pub alive: u64,
     /// Alive tasks that may become orphans (not detached).
     pub alive_attached: u64,
-    /// Tasks spawned with `leakscope::spawn` in explicit-spawn mode that have not been polled
-    /// yet (they register from inside, on their first poll): they keep the connection from
-    /// counting as clean.
-    pub pending: u64,
+    /// Explicit-spawn tasks not polled yet: they keep the connection from counting as clean.
+    /// Signed: an announcement and the task's registration may arrive in either order.
+    pub pending: i64,
     pub spawned: u64,
     pub ended: VecDeque<u64>,
     /// Ids of its alive tasks (each task knows its position, for O(1) removal).
     pub alive_ids: Vec<u64>,
     pub class: Class,
+    /// Its key in its class's queue (`Grace`, `Clean`, `Leaking`).
+    pub seq: u64,
 }
 
 pub(crate) struct Task {
     pub id: u64,
     pub conn_id: u64,
-    pub name: Option<Box<str>>,
+    pub name: Option<Arc<str>>,
     pub location: &'static Location<'static>,
     pub spawned_at_ms: u64,
     pub ended_at_ms: Option<u64>,
@@ -87,56 +88,133 @@ pub(crate) struct Task {
     pub alive_pos: usize,
 }
 
+/// An alive task whose connection's details are gone (folded or ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FoldedTask {
+    pub tag: u64,
+    /// Counts as an orphan (not detached, not the tool's own).
+    pub orphan: bool,
+}
+
+/// What a folded (or ignored) connection still has running: its tasks may spawn children.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FoldedConn {
+    pub alive: u64,
+    pub pending: i64,
+    /// Its tasks are the tool's own (an ignored connection): never orphans.
+    pub ignored: bool,
+}
+
+/// Exact counters since start; none ever decreases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub opened: u64,
+    pub closed: u64,
+    pub ignored: u64,
+    pub untracked: u64,
+    pub evicted: u64,
+    pub spawned: u64,
+    pub ended: u64,
+    /// Connections folded into totals while leaking (their verdict at that moment).
+    pub folded_leaking: u64,
+    /// Of those, the ones retaining more than the threshold.
+    pub folded_leaking_memory: u64,
+}
+
 pub(crate) struct State {
     pub cfg: Config,
+    pub slots: &'static SlotTable,
     next_id: u64,
+    next_seq: u64,
     pub conns: HashMap<u64, Conn>,
     pub tasks: HashMap<u64, Task>,
     slot_conn: Vec<u64>,
     slot_gen: Vec<u32>,
     free_slots: Vec<usize>,
-    clean_queue: VecDeque<u64>,
-    leaking_queue: VecDeque<u64>,
-    clean_count: usize,
-    leaking_count: usize,
-    /// Alive tasks of evicted connections: task id -> (tag, detached).
-    pub evicted_tasks: HashMap<u64, (u64, bool)>,
-    /// Tags of evicted connections with alive (or not yet registered) tasks, which may still
-    /// spawn children -> (alive, pending).
-    evicted_tags: HashMap<u64, (u64, u64)>,
+    /// Closed connections by class, oldest first: seq -> id.
+    pub(super) grace: BTreeMap<u64, u64>,
+    pub(super) clean: BTreeMap<u64, u64>,
+    pub(super) leaking: BTreeMap<u64, u64>,
+    /// Open connections that got no slot (their close must be counted once).
+    untracked_open: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// Alive tasks of folded or ignored connections.
+    pub folded_tasks: HashMap<u64, FoldedTask>,
+    /// Tags of folded or ignored connections with alive or pending tasks.
+    pub folded_tags: HashMap<u64, FoldedConn>,
     pub warnings: Vec<String>,
-    pub opened: u64,
-    pub closed: u64,
-    pub spawned: u64,
-    pub evicted: u64,
-    pub untracked: u64,
+    pub counters: Counters,
     pub open_count: u64,
+    /// Every eviction as (id, closed_at, judged at, leaking): for the model test.
+    #[cfg(test)]
+    pub evictions: Vec<(u64, u64, u64, bool)>,
 }
 
 impl State {
-    pub(crate) fn new(cfg: Config, warnings: Vec<String>) -> Self {
+    pub(crate) fn new(cfg: Config, slots: &'static SlotTable, warnings: Vec<String>) -> Self {
+        let end = slots.end();
         State {
             cfg,
+            slots,
             next_id: 1,
+            next_seq: 1,
             conns: HashMap::default(),
             tasks: HashMap::default(),
-            slot_conn: vec![0; MAX_SLOTS],
-            slot_gen: vec![0; MAX_SLOTS],
-            free_slots: (FIRST_CONN_SLOT..MAX_SLOTS).rev().collect(),
-            clean_queue: VecDeque::new(),
-            leaking_queue: VecDeque::new(),
-            clean_count: 0,
-            leaking_count: 0,
-            evicted_tasks: HashMap::default(),
-            evicted_tags: HashMap::default(),
+            slot_conn: vec![0; end],
+            slot_gen: vec![0; end],
+            free_slots: (FIRST_CONN_SLOT..end).rev().collect(),
+            grace: BTreeMap::new(),
+            clean: BTreeMap::new(),
+            leaking: BTreeMap::new(),
+            untracked_open: HashSet::default(),
+            folded_tasks: HashMap::default(),
+            folded_tags: HashMap::default(),
             warnings,
-            opened: 0,
-            closed: 0,
-            spawned: 0,
-            evicted: 0,
-            untracked: 0,
+            counters: Counters::default(),
             open_count: 0,
+            #[cfg(test)]
+            evictions: Vec::new(),
         }
+    }
+
+    /// Applies one event at time `now` (leakscope's clock, in ms).
+    pub(crate) fn apply(&mut self, ev: Event, now: u64) -> Applied {
+        match ev {
+            Event::Opened {
+                label,
+                peer,
+                runtime,
+            } => {
+                self.maintain(now);
+                let (id, tag) = self.open(label, peer, runtime, now);
+                return Applied::Opened { id, tag };
+            }
+            Event::Closed { id, reason } => {
+                self.close(id, reason, now);
+                self.maintain(now);
+            }
+            Event::Relabelled { id, label } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.label = label;
+                }
+            }
+            Event::PeerSet { id, peer } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.peer = Some(peer);
+                }
+            }
+            Event::Ignored { id } => self.ignore(id),
+            Event::TaskAnnounced { tag, delta } => self.task_announced(tag, delta, now),
+            Event::TaskSpawned {
+                tag,
+                task,
+                location,
+                info,
+            } => self.task_spawned(tag, task, location, info, now),
+            Event::TaskEnded { task, ended_by } => self.task_ended(task, ended_by, now),
+            Event::Warned(msg) => self.warn(msg),
+            Event::Tick => self.maintain(now),
+        }
+        Applied::Done
     }
 
     pub(crate) fn warn(&mut self, msg: String) {
@@ -145,19 +223,25 @@ impl State {
         }
     }
 
-    pub(crate) fn open(&mut self, label: &str, peer: Option<String>) -> (u64, u64) {
-        let now = now_ms();
-        self.maintain(now);
+    fn open(
+        &mut self,
+        label: Arc<str>,
+        peer: Option<Arc<str>>,
+        runtime: Option<u64>,
+        now: u64,
+    ) -> (u64, u64) {
         let id = self.next_id;
         self.next_id += 1;
-        self.opened += 1;
+        self.counters.opened += 1;
         self.open_count += 1;
-        let Some(slot) = self.free_slots.pop() else {
-            self.untracked += 1;
+        let Some(slot) = self.free_slot(now) else {
+            self.counters.untracked += 1;
+            self.untracked_open.insert(id);
             self.warn(format!(
-                "more than {} connections tracked at once: new ones are counted but not \
-                 tracked; lower the retention or the caps",
-                MAX_SLOTS - FIRST_CONN_SLOT
+                "more than {} connections open or awaiting their verdict at once: new ones are \
+                 counted (totals.connections_untracked) but not tracked; raise \
+                 LEAKSCOPE_MAX_TRACKED",
+                self.slots.end() - FIRST_CONN_SLOT
             ));
             return (id, tag::UNTAGGED);
         };
@@ -168,8 +252,9 @@ impl State {
             Conn {
                 id,
                 tag: t,
-                label: label.to_owned(),
+                label,
                 peer,
+                runtime,
                 opened_at_ms: now,
                 closed_at_ms: None,
                 close_reason: None,
@@ -180,121 +265,104 @@ impl State {
                 ended: VecDeque::new(),
                 alive_ids: Vec::new(),
                 class: Class::Open,
+                seq: 0,
             },
         );
         (id, t)
     }
 
-    pub(crate) fn set_label(&mut self, id: u64, label: &str) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            label.clone_into(&mut c.label);
-        }
-    }
-
-    pub(crate) fn set_peer(&mut self, id: u64, peer: String) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.peer = Some(peer);
-        }
-    }
-
-    pub(crate) fn close(&mut self, id: u64, reason: &'static str) {
-        let now = now_ms();
+    fn close(&mut self, id: u64, reason: &'static str, now: u64) {
         let Some(c) = self.conns.get_mut(&id) else {
-            // Untracked (no slot) or already evicted: keep the totals exact anyway.
-            if id < self.next_id {
-                self.closed += 1;
-                self.open_count = self.open_count.saturating_sub(1);
+            // Untracked (no slot): count its close once. Ignored or folded: already counted.
+            if self.untracked_open.remove(&id) {
+                self.counters.closed += 1;
+                self.open_count -= 1;
             }
             return;
         };
-        if c.closed_at_ms.is_some() {
+        if c.class != Class::Open {
             return;
         }
         c.closed_at_ms = Some(now);
         c.close_reason = Some(reason);
-        self.closed += 1;
-        self.open_count = self.open_count.saturating_sub(1);
-        self.reclassify(id);
-        self.maintain(now);
+        self.counters.closed += 1;
+        self.open_count -= 1;
+        self.set_class(id, Class::Grace);
     }
 
-    /// Drops a connection as if it had never been tracked (the dashboard's own requests).
-    pub(crate) fn ignore(&mut self, id: u64) {
+    /// Forgets a connection's details (the tool's own traffic). An open one counts once as
+    /// ignored (never as closed); its alive tasks stay counted until they end, never as orphans.
+    fn ignore(&mut self, id: u64) {
+        if self.untracked_open.remove(&id) {
+            self.counters.ignored += 1;
+            self.open_count -= 1;
+            return;
+        }
         let Some(c) = self.conns.get(&id) else { return };
-        let (closed, class) = (c.closed_at_ms.is_some(), c.class);
-        match class {
-            Class::Clean => self.clean_count -= 1,
-            Class::Leaking => self.leaking_count -= 1,
-            Class::Open => {}
+        if c.class == Class::Open {
+            self.counters.ignored += 1;
+            self.open_count -= 1;
         }
-        self.opened = self.opened.saturating_sub(1);
-        if closed {
-            self.closed = self.closed.saturating_sub(1);
-        } else {
-            self.open_count = self.open_count.saturating_sub(1);
-        }
-        self.spawned = self.spawned.saturating_sub(c.spawned);
-        // Its tasks are forgotten too: they were the tool's, not the app's.
-        self.evict(id, false);
-        self.evicted = self.evicted.saturating_sub(1);
+        self.remove(id, true);
     }
 
+    /// The connection id behind a tag, if it is still tracked.
     pub(crate) fn conn_of_tag(&self, t: u64) -> Option<u64> {
         let slot = tag::slot_of(t);
-        if t == tag::UNTAGGED || slot >= MAX_SLOTS || tag::make(slot, self.slot_gen[slot]) != t {
+        if t == tag::UNTAGGED
+            || slot >= self.slot_gen.len()
+            || tag::make(slot, self.slot_gen[slot]) != t
+        {
             return None;
         }
         Some(self.slot_conn[slot]).filter(|&id| id != 0)
     }
 
-    /// An explicit-spawn task was created for tag `t`; it registers on its first poll.
-    pub(crate) fn task_pending(&mut self, t: u64, delta: i64) {
-        let conn = self.conn_of_tag(t).filter(|id| self.conns.contains_key(id));
-        let Some(id) = conn else {
-            if let Some(e) = self.evicted_tags.get_mut(&t) {
-                e.1 = e.1.saturating_add_signed(delta);
-                self.forget_evicted_tag_if_done(t);
+    fn task_announced(&mut self, t: u64, delta: i64, now: u64) {
+        let Some(id) = self.conn_of_tag(t) else {
+            if let Some(f) = self.folded_tags.get_mut(&t) {
+                f.pending += delta;
+                self.forget_folded_tag_if_done(t);
             }
             return;
         };
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        c.pending = c.pending.saturating_add_signed(delta);
-        if c.closed_at_ms.is_some() {
-            self.reclassify(id);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.pending += delta;
+            self.rejudge(id, now);
         }
     }
 
-    pub(crate) fn task_spawned(
+    fn task_spawned(
         &mut self,
         t: u64,
         task: u64,
         location: &'static Location<'static>,
         info: SpawnInfo,
+        now: u64,
     ) {
+        if self.tasks.contains_key(&task) || self.folded_tasks.contains_key(&task) {
+            return; // registered already (by the spawn hook and by itself)
+        }
         let conn = self.conn_of_tag(t).and_then(|id| self.conns.get_mut(&id));
         let Some(c) = conn else {
-            if let Some(e) = self.evicted_tags.get_mut(&t) {
-                e.0 += 1;
-                if info.was_pending {
-                    e.1 = e.1.saturating_sub(1);
-                }
-                self.spawned += 1;
-                self.evicted_tasks.insert(task, (t, info.detached));
+            if let Some(f) = self.folded_tags.get_mut(&t) {
+                f.alive += 1;
+                f.pending -= i64::from(info.was_pending);
+                let orphan = !f.ignored && !info.detached;
+                self.counters.spawned += 1;
+                self.folded_tasks
+                    .insert(task, FoldedTask { tag: t, orphan });
             }
             return;
         };
-        self.spawned += 1;
+        self.counters.spawned += 1;
         c.spawned += 1;
         c.alive += 1;
-        if info.was_pending {
-            c.pending = c.pending.saturating_sub(1);
-        }
+        c.pending -= i64::from(info.was_pending);
         if !info.detached {
             c.alive_attached += 1;
         }
-        let (conn_id, closed) = (c.id, c.closed_at_ms.is_some());
+        let conn_id = c.id;
         let alive_pos = c.alive_ids.len();
         c.alive_ids.push(task);
         self.tasks.insert(
@@ -304,7 +372,7 @@ impl State {
                 conn_id,
                 name: info.name,
                 location,
-                spawned_at_ms: coarse_ms(),
+                spawned_at_ms: now,
                 ended_at_ms: None,
                 ended_by: None,
                 detached: info.detached,
@@ -313,16 +381,15 @@ impl State {
                 alive_pos,
             },
         );
-        if closed {
-            self.reclassify(conn_id);
-        }
+        self.rejudge(conn_id, now);
     }
 
-    pub(crate) fn task_ended(&mut self, task: u64, ended_by: EndedBy) {
-        if let Some((t, _)) = self.evicted_tasks.remove(&task) {
-            if let Some(e) = self.evicted_tags.get_mut(&t) {
-                e.0 = e.0.saturating_sub(1);
-                self.forget_evicted_tag_if_done(t);
+    fn task_ended(&mut self, task: u64, ended_by: EndedBy, now: u64) {
+        if let Some(f) = self.folded_tasks.remove(&task) {
+            self.counters.ended += 1;
+            if let Some(e) = self.folded_tags.get_mut(&f.tag) {
+                e.alive = e.alive.saturating_sub(1);
+                self.forget_folded_tag_if_done(f.tag);
             }
             return;
         }
@@ -332,7 +399,8 @@ impl State {
         if t.ended_at_ms.is_some() {
             return;
         }
-        t.ended_at_ms = Some(coarse_ms());
+        self.counters.ended += 1;
+        t.ended_at_ms = Some(now);
         t.ended_by = Some(ended_by);
         let (conn_id, detached, pos) = (t.conn_id, t.detached, t.alive_pos);
         let keep = self.cfg.max_ended_tasks_per_connection;
@@ -348,145 +416,120 @@ impl State {
                 m.alive_pos = pos;
             }
         }
-        c.alive = c.alive.saturating_sub(1);
+        c.alive -= 1;
         if !detached {
-            c.alive_attached = c.alive_attached.saturating_sub(1);
+            c.alive_attached -= 1;
         }
         c.ended.push_back(task);
-        let closed = c.closed_at_ms.is_some();
         while c.ended.len() > keep {
             if let Some(old) = c.ended.pop_front() {
                 self.tasks.remove(&old);
             }
         }
-        if closed {
-            self.reclassify(conn_id);
+        self.rejudge(conn_id, now);
+    }
+
+    fn forget_folded_tag_if_done(&mut self, t: u64) {
+        if self
+            .folded_tags
+            .get(&t)
+            .is_some_and(|f| f.alive == 0 && f.pending == 0)
+        {
+            self.folded_tags.remove(&t);
         }
     }
 
-    fn forget_evicted_tag_if_done(&mut self, t: u64) {
-        if self.evicted_tags.get(&t) == Some(&(0, 0)) {
-            self.evicted_tags.remove(&t);
-        }
-    }
-
-    fn live_bytes(&self, c: &Conn) -> u64 {
-        slots::read(c.tag).live_bytes()
-    }
-
-    /// Moves a closed connection between the clean and leaking classes.
-    fn reclassify(&mut self, id: u64) {
-        let Some(c) = self.conns.get(&id) else { return };
-        if c.closed_at_ms.is_none() {
-            return;
-        }
-        let leaking = c.alive_attached + c.pending > 0;
-        let next = if leaking {
-            Class::Leaking
-        } else {
-            Class::Clean
-        };
-        self.set_class(id, next);
-    }
-
-    fn set_class(&mut self, id: u64, next: Class) {
+    /// Moves a connection to class `next`, keeping every class queue exact.
+    pub(super) fn set_class(&mut self, id: u64, next: Class) {
+        let seq = self.next_seq;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
         if c.class == next {
             return;
         }
-        match c.class {
-            Class::Clean => self.clean_count -= 1,
-            Class::Leaking => self.leaking_count -= 1,
-            Class::Open => {}
-        }
+        let old = (c.class, c.seq);
         c.class = next;
-        match next {
-            Class::Clean => {
-                self.clean_count += 1;
-                self.clean_queue.push_back(id);
-            }
-            Class::Leaking => {
-                self.leaking_count += 1;
-                self.leaking_queue.push_back(id);
-            }
-            Class::Open => {}
+        c.seq = seq;
+        self.next_seq += 1;
+        if let Some(q) = self.queue(old.0) {
+            q.remove(&old.1);
+        }
+        if let Some(q) = self.queue(next) {
+            q.insert(seq, id);
         }
     }
 
-    /// Applies the retention and capacity rules. Cheap when nothing is due.
-    pub(crate) fn maintain(&mut self, now: u64) {
-        let retention = self.cfg.retention.as_millis() as u64;
-        let grace = self.cfg.grace.as_millis() as u64;
-        let threshold = self.cfg.retained_bytes_threshold;
-        while let Some(&id) = self.clean_queue.front() {
-            let Some(c) = self.conns.get(&id) else {
-                self.clean_queue.pop_front();
-                continue;
-            };
-            if c.class != Class::Clean {
-                self.clean_queue.pop_front();
-                continue;
-            }
-            let closed = c.closed_at_ms.unwrap_or(now);
-            let expired = now.saturating_sub(closed) > retention.max(grace);
-            if !expired && self.clean_count <= self.cfg.max_closed_connections {
-                break;
-            }
-            self.clean_queue.pop_front();
-            // Past its grace period a clean connection that still holds bytes is leaking memory.
-            if now.saturating_sub(closed) > grace && self.live_bytes(c) > threshold {
-                self.set_class(id, Class::Leaking);
-                continue;
-            }
-            self.clean_count -= 1;
-            self.evict(id, true);
-        }
-        while self.leaking_count > self.cfg.max_leaking_connections {
-            let Some(id) = self.leaking_queue.pop_front() else {
-                break;
-            };
-            let Some(c) = self.conns.get(&id) else {
-                continue;
-            };
-            if c.class != Class::Leaking {
-                continue;
-            }
-            self.leaking_count -= 1;
-            self.evict(id, true);
+    pub(super) fn queue(&mut self, class: Class) -> Option<&mut BTreeMap<u64, u64>> {
+        match class {
+            Class::Open => None,
+            Class::Grace => Some(&mut self.grace),
+            Class::Clean => Some(&mut self.clean),
+            Class::Leaking => Some(&mut self.leaking),
         }
     }
 
-    /// Forgets a closed connection's details; its alive tasks stay counted if `count_alive`.
-    fn evict(&mut self, id: u64, count_alive: bool) {
+    /// Forgets a connection's details and recycles its slot. Its alive tasks move to the folded
+    /// set (as the tool's own if `ignored`), so totals stay exact.
+    pub(super) fn remove(&mut self, id: u64, ignored: bool) {
         let Some(c) = self.conns.remove(&id) else {
             return;
         };
-        self.evicted += 1;
+        if let Some(q) = self.queue(c.class) {
+            q.remove(&c.seq);
+        }
         for t in c.ended {
             self.tasks.remove(&t);
         }
-        if (!c.alive_ids.is_empty() || c.pending > 0) && count_alive {
-            self.evicted_tags
-                .insert(c.tag, (c.alive_ids.len() as u64, c.pending));
+        if !c.alive_ids.is_empty() || c.pending != 0 {
+            let f = FoldedConn {
+                alive: c.alive_ids.len() as u64,
+                pending: c.pending,
+                ignored,
+            };
+            self.folded_tags.insert(c.tag, f);
         }
         for t in &c.alive_ids {
-            if let Some(task) = self.tasks.remove(t)
-                && count_alive
-            {
-                self.evicted_tasks.insert(*t, (c.tag, task.detached));
+            if let Some(task) = self.tasks.remove(t) {
+                let orphan = !ignored && !task.detached;
+                self.folded_tasks
+                    .insert(*t, FoldedTask { tag: c.tag, orphan });
             }
         }
-        // Recycle the slot now: its live bytes move to the stale bucket and late frees of this
-        // connection's memory go there too.
         let slot = tag::slot_of(c.tag);
-        if slot < MAX_SLOTS && self.slot_conn[slot] == id {
-            let g = self.slot_gen[slot].wrapping_add(1);
-            self.slot_gen[slot] = g;
-            slots::recycle(slot, c.tag, g);
+        if slot < self.slot_conn.len() && self.slot_conn[slot] == id {
+            // Recycle now: the old owner's live bytes move to the stale bucket, and its late
+            // frees go there too (never to the slot's next owner).
+            let old = self.slot_gen[slot];
+            let next = old.wrapping_add(1);
+            self.slot_gen[slot] = next;
+            self.slots.recycle(slot, old, next);
             self.slot_conn[slot] = 0;
             self.free_slots.push(slot);
         }
+    }
+
+    pub(super) fn pop_free_slot(&mut self) -> Option<usize> {
+        self.free_slots.pop()
+    }
+
+    /// The size of every internal collection, for the model test's bounds.
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> [usize; 8] {
+        [
+            self.conns.len(),
+            self.tasks.len(),
+            self.grace.len(),
+            self.clean.len(),
+            self.leaking.len(),
+            self.untracked_open.len(),
+            self.folded_tasks.len(),
+            self.folded_tags.len(),
+        ]
+    }
+
+    /// Live bytes charged to a connection now.
+    pub(crate) fn live_bytes(&self, c: &Conn) -> u64 {
+        self.slots.read(c.tag).live_bytes()
     }
 }

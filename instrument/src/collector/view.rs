@@ -1,29 +1,178 @@
-//! Turns the collector's state into a [`Snapshot`]: the full one, and a cheap summary (exact
-//! totals, a bounded number of orphan rows) for once-a-second samplers.
+//! Turns the collector's state into a [`Snapshot`] in two steps: under the lock, a cheap copy
+//! ([`Frozen`]: plain rows, names shared by `Arc`); outside it, the sorting and the rows of the
+//! JSON contract. Spawns, ends, opens and closes never wait for a snapshot being built.
 
 use std::fmt::Write;
+use std::panic::Location;
+use std::sync::Arc;
 
-use super::state::{Class, Conn, State, Task};
-use crate::slots;
+use super::state::{Class, Conn, Counters, State, Task};
+use crate::slots::{Counts, SlotTable};
 use crate::snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskState, Totals,
 };
 
-/// What every row needs to know about "now".
-struct Ctx {
+/// A connection, copied.
+#[derive(Clone)]
+pub(super) struct ConnRow {
+    id: u64,
+    tag: u64,
+    label: Arc<str>,
+    peer: Option<Arc<str>>,
+    runtime: Option<u64>,
+    opened_at_ms: u64,
+    closed_at_ms: Option<u64>,
+    close_reason: Option<&'static str>,
+    alive: u64,
+    alive_attached: u64,
+    spawned: u64,
+    open: bool,
+}
+
+/// A task, copied.
+#[derive(Clone)]
+pub(super) struct TaskRow {
+    id: u64,
+    conn_id: u64,
+    name: Option<Arc<str>>,
+    location: &'static Location<'static>,
+    spawned_at_ms: u64,
+    ended_at_ms: Option<u64>,
+    ended_by: Option<EndedBy>,
+    detached: bool,
+    blocking: bool,
+    wrapped: bool,
+}
+
+/// What a snapshot needs, copied out of the state under its lock.
+pub(super) struct Frozen {
     now: u64,
     grace: u64,
     threshold: u64,
     tracking: bool,
+    slots: &'static SlotTable,
+    capacity: u64,
+    conns: Vec<ConnRow>,
+    tasks: Vec<TaskRow>,
+    counters: Counters,
+    open_count: u64,
+    folded_alive: u64,
+    folded_orphans: u64,
+    warnings: Vec<String>,
 }
 
-impl Ctx {
-    fn new(st: &State) -> Self {
-        Ctx {
-            now: crate::clock::now_ms(),
-            grace: st.cfg.grace.as_millis() as u64,
+fn conn_row(c: &Conn) -> ConnRow {
+    ConnRow {
+        id: c.id,
+        tag: c.tag,
+        label: c.label.clone(),
+        peer: c.peer.clone(),
+        runtime: c.runtime,
+        opened_at_ms: c.opened_at_ms,
+        closed_at_ms: c.closed_at_ms,
+        close_reason: c.close_reason,
+        alive: c.alive,
+        alive_attached: c.alive_attached,
+        spawned: c.spawned,
+        open: c.class == Class::Open,
+    }
+}
+
+fn task_row(t: &Task) -> TaskRow {
+    TaskRow {
+        id: t.id,
+        conn_id: t.conn_id,
+        name: t.name.clone(),
+        location: t.location,
+        spawned_at_ms: t.spawned_at_ms,
+        ended_at_ms: t.ended_at_ms,
+        ended_by: t.ended_by,
+        detached: t.detached,
+        blocking: t.blocking,
+        wrapped: t.wrapped,
+    }
+}
+
+/// Which tasks to copy.
+pub(super) enum Which {
+    /// Every connection and task.
+    All,
+    /// Every connection; the alive attached tasks of the first `n` connections with orphans.
+    Orphans(usize),
+    /// One connection and its tasks.
+    Conn(u64),
+    /// One task and its connection.
+    Task(u64),
+}
+
+impl Frozen {
+    /// Copies what `which` needs. Runs under the lock: O(connections + copied tasks), no
+    /// sorting, no formatting.
+    /// `tracking`: whether the tracking allocator counts (heap figures are zero otherwise).
+    pub(super) fn copy(st: &State, now: u64, which: Which, tracking: bool) -> Frozen {
+        let grace = st.cfg.grace.as_millis() as u64;
+        let past = |c: &Conn| {
+            c.closed_at_ms
+                .is_some_and(|t| now.saturating_sub(t) > grace)
+        };
+        let mut conns: Vec<ConnRow> = Vec::new();
+        let mut tasks: Vec<TaskRow> = Vec::new();
+        match which {
+            Which::All => {
+                conns = st.conns.values().map(conn_row).collect();
+                tasks = st.tasks.values().map(task_row).collect();
+            }
+            Which::Orphans(limit) => {
+                conns = st.conns.values().map(conn_row).collect();
+                let mut leaking: Vec<&Conn> = st
+                    .conns
+                    .values()
+                    .filter(|c| past(c) && c.alive_attached > 0)
+                    .collect();
+                leaking.sort_unstable_by_key(|c| (c.closed_at_ms, c.id));
+                for c in leaking {
+                    if tasks.len() >= limit {
+                        break;
+                    }
+                    let rows = c
+                        .alive_ids
+                        .iter()
+                        .filter_map(|id| st.tasks.get(id))
+                        .filter(|t| !t.detached)
+                        .take(limit - tasks.len())
+                        .map(task_row);
+                    tasks.extend(rows);
+                }
+            }
+            Which::Conn(id) => {
+                if let Some(c) = st.conns.get(&id) {
+                    conns.push(conn_row(c));
+                    let ids = c.alive_ids.iter().chain(c.ended.iter());
+                    tasks = ids.filter_map(|t| st.tasks.get(t)).map(task_row).collect();
+                }
+            }
+            Which::Task(id) => {
+                if let Some(t) = st.tasks.get(&id) {
+                    tasks.push(task_row(t));
+                    conns.extend(st.conns.get(&t.conn_id).map(conn_row));
+                }
+            }
+        }
+        let folded_orphans = st.folded_tasks.values().filter(|f| f.orphan).count() as u64;
+        Frozen {
+            now,
+            grace,
             threshold: st.cfg.retained_bytes_threshold,
-            tracking: crate::alloc::is_tracking(),
+            tracking,
+            slots: st.slots,
+            capacity: (st.slots.end() - crate::slots::FIRST_CONN_SLOT) as u64,
+            conns,
+            tasks,
+            counters: st.counters,
+            open_count: st.open_count,
+            folded_alive: st.folded_tasks.len() as u64,
+            folded_orphans,
+            warnings: st.warnings.clone(),
         }
     }
 
@@ -31,8 +180,16 @@ impl Ctx {
         closed.is_some_and(|c| self.now.saturating_sub(c) > self.grace)
     }
 
+    fn counts(&self, c: &ConnRow) -> Counts {
+        if self.tracking {
+            self.slots.read(c.tag)
+        } else {
+            Counts::default()
+        }
+    }
+
     /// Orphans of a connection: its attached alive tasks once its grace period passed.
-    fn orphans(&self, c: &Conn) -> u64 {
+    fn orphans(&self, c: &ConnRow) -> u64 {
         if self.past_grace(c.closed_at_ms) {
             c.alive_attached
         } else {
@@ -40,13 +197,8 @@ impl Ctx {
         }
     }
 
-    fn conn(&self, c: &Conn) -> ConnectionInfo {
-        let counts = slots::read(c.tag);
-        let live = if self.tracking {
-            counts.live_bytes()
-        } else {
-            0
-        };
+    fn conn(&self, c: &ConnRow, counts: Counts) -> ConnectionInfo {
+        let live = counts.live_bytes();
         let retained = if self.past_grace(c.closed_at_ms) {
             live
         } else {
@@ -54,9 +206,9 @@ impl Ctx {
         };
         ConnectionInfo {
             id: c.id,
-            label: c.label.clone(),
-            peer: c.peer.clone(),
-            state: if c.class == Class::Open {
+            label: c.label.to_string(),
+            peer: c.peer.as_deref().map(str::to_owned),
+            state: if c.open {
                 ConnState::Open
             } else {
                 ConnState::Closed
@@ -69,24 +221,26 @@ impl Ctx {
             tasks_spawned: c.spawned,
             live_bytes: live,
             retained_bytes: retained,
-            allocated_bytes: if self.tracking { counts.alloc_bytes } else { 0 },
-            freed_bytes: if self.tracking { counts.free_bytes } else { 0 },
-            live_blocks: if self.tracking {
-                counts.live_blocks()
-            } else {
-                0
-            },
+            allocated_bytes: counts.alloc_bytes,
+            freed_bytes: counts.free_bytes,
+            live_blocks: counts.live_blocks(),
             leaking_memory: retained > self.threshold,
+            runtime_id: c.runtime,
         }
     }
 
-    fn task(&self, t: &Task, conn: Option<&Conn>) -> TaskInfo {
-        let closed = conn.and_then(|c| c.closed_at_ms);
+    /// (orphan, outlived close by) of a task.
+    fn judge_task(&self, t: &TaskRow, closed: Option<u64>) -> (bool, Option<u64>) {
         let alive = t.ended_at_ms.is_none();
         let outlived = closed.and_then(|c| {
             let end = t.ended_at_ms.unwrap_or(self.now);
             (end > c).then(|| end - c)
         });
+        (alive && !t.detached && self.past_grace(closed), outlived)
+    }
+
+    fn task(&self, t: &TaskRow, closed: Option<u64>) -> TaskInfo {
+        let (orphan, outlived) = self.judge_task(t, closed);
         let mut name = String::with_capacity(48);
         let _ = match &t.name {
             Some(n) => write!(name, "conn={} {n}", t.conn_id),
@@ -101,147 +255,95 @@ impl Ctx {
             conn_id: t.conn_id,
             name,
             spawned_at: t.location.to_string(),
-            state: if alive {
+            state: if t.ended_at_ms.is_none() {
                 TaskState::Alive
             } else {
                 TaskState::Ended
             },
             ended_by: t.ended_by,
-            ended_by_exact: t.ended_by.map(|e| t.wrapped || e != EndedBy::Completed),
+            ended_by_exact: t.ended_by.map(|e| t.wrapped || e == EndedBy::Shutdown),
             spawned_at_ms: t.spawned_at_ms,
             ended_at_ms: t.ended_at_ms,
-            orphan: alive && !t.detached && self.past_grace(closed),
+            orphan,
             outlived_close_ms: outlived,
             detached: t.detached,
             kind: if t.blocking { "blocking" } else { "async" }.to_owned(),
         }
     }
-}
 
-/// Orphans first (longest outlived first), then newest tasks.
-fn sort_tasks(tasks: &mut [TaskInfo]) {
-    tasks.sort_by(|a, b| {
-        b.orphan
-            .cmp(&a.orphan)
-            .then(b.outlived_close_ms.cmp(&a.outlived_close_ms))
-            .then(b.id.cmp(&a.id))
-    });
-}
-
-/// Exact totals and heap figures, in one pass over the connections.
-fn totals(st: &State, cx: &Ctx) -> (Totals, HeapTotals) {
-    let mut heap = HeapTotals {
-        tracking: cx.tracking,
-        ..HeapTotals::default()
-    };
-    let (mut orphans, mut live_tasks, mut leaking_memory) = (0, 0, 0);
-    for c in st.conns.values() {
-        orphans += cx.orphans(c);
-        live_tasks += c.alive;
-        if cx.tracking {
-            let live = slots::read(c.tag).live_bytes();
-            heap.connection_live_bytes += live;
-            if cx.past_grace(c.closed_at_ms) {
-                heap.retained_bytes += live;
-                leaking_memory += u64::from(live > cx.threshold);
-            }
-        }
-    }
-    if cx.tracking {
-        heap.untagged_live_bytes = slots::untagged().live_bytes();
-        heap.evicted_live_bytes = slots::stale_counts().live_bytes();
-    }
-    let evicted_orphans = st.evicted_tasks.values().filter(|(_, d)| !d).count() as u64;
-    let totals = Totals {
-        connections_opened: st.opened,
-        connections_closed: st.closed,
-        tasks_spawned: st.spawned,
-        orphan_tasks: orphans + evicted_orphans,
-        live_tasks: live_tasks + st.evicted_tasks.len() as u64,
-        open_connections: st.open_count,
-        connections_evicted: st.evicted,
-        connections_untracked: st.untracked,
-        connections_leaking_memory: leaking_memory,
-    };
-    (totals, heap)
-}
-
-fn assemble(
-    st: &State,
-    mode: Mode,
-    cx: &Ctx,
-    connections: Vec<ConnectionInfo>,
-    tasks: Vec<TaskInfo>,
-) -> Snapshot {
-    let (totals, heap) = totals(st, cx);
-    let mut warnings = st.warnings.clone();
-    if mode != Mode::Hooks {
-        warnings.push(mode.limits().to_owned());
-    }
-    Snapshot {
-        mode,
-        mode_limits: mode.limits().to_owned(),
-        grace_ms: cx.grace,
-        retained_bytes_threshold: cx.threshold,
-        taken_at_ms: cx.now,
-        connections,
-        tasks,
-        totals,
-        heap,
-        warnings,
-    }
-}
-
-/// (orphan, outlived, id) to sort by, and the task with its connection.
-type SortKey<'a> = (bool, Option<u64>, u64, &'a Task, Option<&'a Conn>);
-
-/// Everything tracked.
-pub(super) fn snapshot(st: &State, mode: Mode) -> Snapshot {
-    let cx = Ctx::new(st);
-    // Sort small keys, then build the (large) rows in order: moving 100k rows around in a
-    // sort costs more than building them.
-    let mut order: Vec<SortKey<'_>> = st
-        .tasks
-        .values()
-        .map(|t| {
-            let conn = st.conns.get(&t.conn_id);
-            let closed = conn.and_then(|c| c.closed_at_ms);
-            let orphan = t.ended_at_ms.is_none() && !t.detached && cx.past_grace(closed);
-            let outlived = closed.and_then(|c| {
-                let end = t.ended_at_ms.unwrap_or(cx.now);
-                (end > c).then(|| end - c)
-            });
-            (orphan, outlived, t.id, t, conn)
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
-    let tasks: Vec<TaskInfo> = order.into_iter().map(|(.., t, c)| cx.task(t, c)).collect();
-    let mut connections: Vec<ConnectionInfo> = st.conns.values().map(|c| cx.conn(c)).collect();
-    connections.sort_by_key(|c| std::cmp::Reverse(c.id));
-    assemble(st, mode, &cx, connections, tasks)
-}
-
-/// Exact totals and heap, the `limit` longest-outlived orphan tasks and their connections:
-/// O(connections), never O(tasks).
-pub(super) fn summary(st: &State, mode: Mode, limit: usize) -> Snapshot {
-    let cx = Ctx::new(st);
-    let mut leaking: Vec<&Conn> = st.conns.values().filter(|c| cx.orphans(c) > 0).collect();
-    leaking.sort_by_key(|c| (c.closed_at_ms, c.id));
-    let (mut tasks, mut connections) = (Vec::new(), Vec::new());
-    for c in leaking {
-        if tasks.len() >= limit {
-            break;
-        }
-        connections.push(cx.conn(c));
-        let rows = c
-            .alive_ids
+    /// Builds the snapshot (outside the lock).
+    pub(super) fn build(self, mode: Mode) -> Snapshot {
+        let closed_of: crate::collector::state::HashMap<u64, Option<u64>> =
+            self.conns.iter().map(|c| (c.id, c.closed_at_ms)).collect();
+        let closed = |t: &TaskRow| closed_of.get(&t.conn_id).copied().flatten();
+        // Sort small keys, then build the (large) rows in order.
+        let mut order: Vec<(bool, Option<u64>, u64, usize)> = self
+            .tasks
             .iter()
-            .filter_map(|id| st.tasks.get(id))
-            .filter(|t| !t.detached)
-            .take(limit - tasks.len())
-            .map(|t| cx.task(t, Some(c)));
-        tasks.extend(rows);
+            .enumerate()
+            .map(|(i, t)| {
+                let (orphan, outlived) = self.judge_task(t, closed(t));
+                (orphan, outlived, t.id, i)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+        let tasks: Vec<TaskInfo> = order
+            .into_iter()
+            .map(|(.., i)| self.task(&self.tasks[i], closed(&self.tasks[i])))
+            .collect();
+        let mut heap = HeapTotals {
+            tracking: self.tracking,
+            ..HeapTotals::default()
+        };
+        let (mut orphans, mut live_tasks, mut leaking_memory, mut leaking) = (0, 0, 0, 0);
+        let mut connections = Vec::with_capacity(self.conns.len());
+        for c in &self.conns {
+            let row = self.conn(c, self.counts(c));
+            orphans += row.orphan_tasks;
+            live_tasks += c.alive;
+            heap.connection_live_bytes += row.live_bytes;
+            heap.retained_bytes += row.retained_bytes;
+            leaking_memory += u64::from(row.leaking_memory);
+            leaking += u64::from(row.leaking_memory || row.orphan_tasks > 0);
+            connections.push(row);
+        }
+        connections.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
+        if self.tracking {
+            heap.untagged_live_bytes = self.slots.untagged().live_bytes();
+            heap.evicted_live_bytes = self.slots.stale().live_bytes();
+        }
+        let k = &self.counters;
+        let totals = Totals {
+            connections_opened: k.opened,
+            connections_closed: k.closed,
+            tasks_spawned: k.spawned,
+            orphan_tasks: orphans + self.folded_orphans,
+            live_tasks: live_tasks + self.folded_alive,
+            open_connections: self.open_count,
+            connections_evicted: k.evicted,
+            connections_untracked: k.untracked,
+            connections_leaking_memory: leaking_memory + k.folded_leaking_memory,
+            connections_ignored: k.ignored,
+            connections_leaking: leaking + k.folded_leaking,
+            connections_folded_leaking: k.folded_leaking,
+            tasks_ended: k.ended,
+        };
+        let mut warnings = self.warnings;
+        if mode != Mode::Hooks {
+            warnings.push(mode.limits().to_owned());
+        }
+        Snapshot {
+            mode,
+            mode_limits: mode.limits().to_owned(),
+            grace_ms: self.grace,
+            retained_bytes_threshold: self.threshold,
+            taken_at_ms: self.now,
+            connections,
+            tasks,
+            totals,
+            heap,
+            warnings,
+            max_tracked_connections: self.capacity,
+        }
     }
-    sort_tasks(&mut tasks);
-    assemble(st, mode, &cx, connections, tasks)
 }

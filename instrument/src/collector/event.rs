@@ -1,0 +1,65 @@
+//! The one seam into the collector: every change of its state is an [`Event`], applied by
+//! [`State::apply`](super::State::apply). Wrappers, hooks and spawn helpers only produce
+//! events; nothing else mutates the state.
+
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::snapshot::EndedBy;
+
+/// What `leakscope::spawn` tells the spawn hook about the task it is about to spawn.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SpawnInfo {
+    pub name: Option<Arc<str>>,
+    pub detached: bool,
+    pub blocking: bool,
+    /// Spawned through leakscope's wrapper, which sees exactly how the task ends.
+    pub wrapped: bool,
+    /// Announced with [`Event::TaskAnnounced`] before its first poll (explicit-spawn mode).
+    pub was_pending: bool,
+}
+
+/// A change of the collector's state.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A connection opened; answered with [`Applied::Opened`].
+    Opened {
+        label: Arc<str>,
+        peer: Option<Arc<str>>,
+        /// The tokio runtime whose code opened it, when known (`Verify` marks).
+        runtime: Option<u64>,
+    },
+    /// Its socket closed (the first close wins).
+    Closed { id: u64, reason: &'static str },
+    /// Renamed (the route, once known).
+    Relabelled { id: u64, label: Arc<str> },
+    /// Its peer address became known.
+    PeerSet { id: u64, peer: Arc<str> },
+    /// The tool's own traffic: forget its details, count it once as ignored.
+    Ignored { id: u64 },
+    /// An explicit-spawn task of `tag` was created (`delta` 1) or dropped before its first poll
+    /// (`delta` -1); it registers itself with [`Event::TaskSpawned`] on its first poll.
+    TaskAnnounced { tag: u64, delta: i64 },
+    /// A task of `tag` was spawned.
+    TaskSpawned {
+        tag: u64,
+        task: u64,
+        location: &'static Location<'static>,
+        info: SpawnInfo,
+    },
+    /// A task ended.
+    TaskEnded { task: u64, ended_by: EndedBy },
+    /// Something the user should know (deduplicated, bounded).
+    Warned(String),
+    /// Time passed: apply the grace, retention and capacity rules.
+    Tick,
+}
+
+/// What applying an event answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The new connection's id and tag (tag 0: not tracked, every slot is in use).
+    Opened { id: u64, tag: u64 },
+    /// Nothing to answer.
+    Done,
+}
