@@ -31,10 +31,14 @@ fn leaking_connections_beyond_the_cap_are_folded_into_exact_totals() {
                 .await;
             conn.close();
         }
+        // Connections are kept until judged (close + grace, here 0 ms); then the caps apply.
         let snap = wait_for(
-            "the 200 stuck tasks to count as orphans",
+            "the 200 stuck tasks to count as orphans and the caps to apply",
             Duration::from_secs(10),
-            || async { Some(leakscope::snapshot()).filter(|s| s.totals.orphan_tasks == 200) },
+            || async {
+                Some(leakscope::snapshot())
+                    .filter(|s| s.totals.orphan_tasks == 200 && s.connections.len() <= 15)
+            },
         )
         .await;
         assert_eq!(snap.totals.connections_opened, 500);

@@ -1,6 +1,6 @@
 //! Misuse gets a clear message, not a panic: a runtime built without leakscope's hooks.
-//! (Its own test binary: noticing the missing hooks switches the process to explicit-spawn
-//! mode.)
+//! (Its own test binary: no runtime with leakscope's hooks exists in it, so the process is in
+//! explicit-spawn mode.)
 
 use std::time::Duration;
 
