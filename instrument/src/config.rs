@@ -18,9 +18,9 @@ pub const DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION: usize = 32;
 pub const DEFAULT_RETAINED_BYTES_THRESHOLD: u64 = 64 * 1024;
 
 /// By default, at most this many connections are tracked at once: open, awaiting their verdict
-/// (closed, within the grace period) or kept closed. Each costs 40 bytes of counters,
-/// allocated once when leakscope starts.
-pub const DEFAULT_MAX_TRACKED_CONNECTIONS: usize = 32_768;
+/// (closed, within the grace period) or kept closed. Each slot costs 40 bytes of counters,
+/// allocated 4,096 at a time as needed (at most 10 MiB here).
+pub const DEFAULT_MAX_TRACKED_CONNECTIONS: usize = 1 << 18;
 
 /// The effective configuration (durations serialize as `{secs, nanos}`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -12,12 +12,16 @@
 //! reused, and no count is lost. Updates come in per-thread batches (see `alloc`), so the
 //! CAS is off the per-allocation path.
 //!
-//! The table is sized from the configuration ([`crate::Config::max_tracked_connections`]) and
-//! allocated once, when the collector starts; the untagged and stale buckets are statics, so
-//! counts made before that (untagged by construction) are never lost.
+//! The table grows in chunks of 4,096 slots (160 KiB each), allocated by the collector when
+//! every slot is in use, up to the configured maximum
+//! ([`crate::Config::max_tracked_connections`]); a chunk, once published, never moves or goes
+//! away, so the allocator reads it with one atomic load. The untagged and stale buckets are
+//! statics, so counts made before the collector starts (untagged by construction) are never
+//! lost.
 
+use std::ops::Range;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Allocations made while no connection's code runs.
 pub(crate) const UNTAGGED_SLOT: usize = 0;
@@ -83,29 +87,71 @@ impl Counts {
     }
 }
 
-/// The per-connection counters, `len` slots of them.
+/// Connection slots in the process's table's chunks.
+const CHUNK_SHIFT: u32 = 12;
+
+/// The per-connection counters.
 pub(crate) struct SlotTable {
     /// The untagged and stale buckets.
     buckets: &'static [Slot; 2],
-    conn: &'static [Slot],
+    /// Chunks of `1 << chunk_shift` connection slots, published in order.
+    chunks: &'static [OnceLock<Box<[Slot]>>],
+    chunk_shift: u32,
+    /// Connection slots in published chunks.
+    grown: AtomicUsize,
     gen_bits: u32,
 }
 
+fn chunks(n: usize) -> &'static [OnceLock<Box<[Slot]>>] {
+    Box::leak((0..n).map(|_| OnceLock::new()).collect())
+}
+
 impl SlotTable {
-    /// A table of its own (buckets included) with `conn_slots` connection slots keeping
-    /// `gen_bits` (1..=32) generation bits in each counter word, for tests. Leaks its memory.
+    /// A table of its own (buckets included), for tests: `chunks` chunks of
+    /// `1 << chunk_shift` slots (the first one grown), keeping `gen_bits` (1..=32) generation
+    /// bits in each counter word. Leaks its memory.
     #[cfg(test)]
-    pub(crate) fn new(conn_slots: usize, gen_bits: u32) -> Self {
-        SlotTable {
+    pub(crate) fn new(chunk_shift: u32, chunks_max: usize, gen_bits: u32) -> Self {
+        let t = SlotTable {
             buckets: Box::leak(Box::new([Slot::new(), Slot::new()])),
-            conn: Box::leak((0..conn_slots).map(|_| Slot::new()).collect()),
+            chunks: chunks(chunks_max.max(1)),
+            chunk_shift,
+            grown: AtomicUsize::new(0),
             gen_bits: gen_bits.clamp(1, 32),
-        }
+        };
+        t.grow();
+        t
     }
 
-    /// Slot numbers are `FIRST_CONN_SLOT..self.end()`.
+    /// Slot numbers in use are `FIRST_CONN_SLOT..self.end()`.
     pub(crate) fn end(&self) -> usize {
-        FIRST_CONN_SLOT + self.conn.len()
+        FIRST_CONN_SLOT + self.grown.load(Ordering::Acquire)
+    }
+
+    /// Connection slots the table may grow to.
+    pub(crate) fn capacity(&self) -> usize {
+        self.chunks.len() << self.chunk_shift
+    }
+
+    /// Publishes the next chunk; returns its slot numbers, or `None` at capacity. Allocates;
+    /// called by the collector (under its lock, untracked).
+    pub(crate) fn grow(&self) -> Option<Range<usize>> {
+        let grown = self.grown.load(Ordering::Acquire);
+        let next = self.chunks.get(grown >> self.chunk_shift)?;
+        next.get_or_init(|| {
+            (0..1usize << self.chunk_shift)
+                .map(|_| Slot::new())
+                .collect()
+        });
+        let now = grown + (1 << self.chunk_shift);
+        self.grown.store(now, Ordering::Release);
+        Some(FIRST_CONN_SLOT + grown..FIRST_CONN_SLOT + now)
+    }
+
+    #[inline]
+    fn conn_slot(&self, i: usize) -> Option<&Slot> {
+        let chunk = self.chunks.get(i >> self.chunk_shift)?.get()?;
+        chunk.get(i & ((1 << self.chunk_shift) - 1))
     }
 
     fn count_bits(&self) -> u32 {
@@ -123,7 +169,7 @@ impl SlotTable {
         match slot {
             UNTAGGED_SLOT => Some((&self.buckets[0], 0)),
             STALE_SLOT => Some((&self.buckets[1], 0)),
-            s => self.conn.get(s - FIRST_CONN_SLOT).map(|x| (x, generation)),
+            s => self.conn_slot(s - FIRST_CONN_SLOT).map(|x| (x, generation)),
         }
     }
 
@@ -210,7 +256,7 @@ impl SlotTable {
     pub(crate) fn recycle(&self, slot: usize, old: u32, next: u32) {
         let Some(s) = slot
             .checked_sub(FIRST_CONN_SLOT)
-            .and_then(|i| self.conn.get(i))
+            .and_then(|i| self.conn_slot(i))
         else {
             return;
         };
@@ -244,17 +290,25 @@ static GLOBAL: OnceLock<SlotTable> = OnceLock::new();
 /// one (only the untagged and stale buckets exist then).
 static EMPTY: SlotTable = SlotTable {
     buckets: &BUCKETS,
-    conn: &[],
+    chunks: &[],
+    chunk_shift: CHUNK_SHIFT,
+    grown: AtomicUsize::new(0),
     gen_bits: GEN_BITS,
 };
 
-/// Sizes the process's table (once; later calls return the existing one). Allocates
-/// `conn_slots` * 40 bytes once; call it untracked.
-pub(crate) fn init_global(conn_slots: usize) -> &'static SlotTable {
-    GLOBAL.get_or_init(|| SlotTable {
-        buckets: &BUCKETS,
-        conn: Box::leak((0..conn_slots).map(|_| Slot::new()).collect()),
-        gen_bits: GEN_BITS,
+/// Creates the process's table (once; later calls return the existing one) for at most
+/// `max_slots` connection slots, with its first chunk. Allocates; call it untracked.
+pub(crate) fn init_global(max_slots: usize) -> &'static SlotTable {
+    GLOBAL.get_or_init(|| {
+        let t = SlotTable {
+            buckets: &BUCKETS,
+            chunks: chunks(max_slots.div_ceil(1 << CHUNK_SHIFT).max(1)),
+            chunk_shift: CHUNK_SHIFT,
+            grown: AtomicUsize::new(0),
+            gen_bits: GEN_BITS,
+        };
+        t.grow();
+        t
     })
 }
 
@@ -276,9 +330,9 @@ pub(crate) fn apply(tag: u64, d: &Delta) {
 pub(crate) fn test_tag(k: usize, generation: u32) -> u64 {
     let t = init_global(crate::Config::default().max_tracked_connections);
     let slot = t.end() - k;
-    let old = t.conn[slot - FIRST_CONN_SLOT]
-        .generation
-        .load(Ordering::Relaxed);
+    let old = t
+        .conn_slot(slot - FIRST_CONN_SLOT)
+        .map_or(0, |s| s.generation.load(Ordering::Relaxed));
     t.recycle(slot, old, generation);
     crate::tag::make(slot, generation)
 }
@@ -305,7 +359,7 @@ mod tests {
 
     #[test]
     fn updates_for_a_recycled_generation_go_to_the_stale_bucket() {
-        let t = SlotTable::new(4, GEN_BITS);
+        let t = SlotTable::new(2, 1, GEN_BITS);
         let slot = FIRST_CONN_SLOT + 3;
         t.recycle(slot, 0, 1);
         let t1 = make(slot, 1);
@@ -326,7 +380,7 @@ mod tests {
     #[test]
     fn a_free_never_credits_a_later_owner_even_when_word_generations_wrap() {
         // Two generation bits in the words: generation 1 and 5 look alike there.
-        let t = SlotTable::new(1, 2);
+        let t = SlotTable::new(0, 1, 2);
         let slot = FIRST_CONN_SLOT;
         t.recycle(slot, 0, 1);
         t.apply(make(slot, 1), &alloc(64));
@@ -342,8 +396,12 @@ mod tests {
 
     #[test]
     fn tags_outside_the_table_go_to_the_stale_bucket() {
-        let t = SlotTable::new(2, GEN_BITS);
-        t.apply(make(FIRST_CONN_SLOT + 9, 0), &alloc(7));
-        assert_eq!(t.stale().alloc_bytes, 7);
+        let t = SlotTable::new(1, 2, GEN_BITS);
+        t.apply(make(FIRST_CONN_SLOT + 3, 0), &alloc(7));
+        assert_eq!(t.stale().alloc_bytes, 7, "a chunk not grown yet");
+        assert_eq!(t.grow(), Some(FIRST_CONN_SLOT + 2..FIRST_CONN_SLOT + 4));
+        assert_eq!(t.grow(), None, "at capacity");
+        t.apply(make(FIRST_CONN_SLOT + 3, 0), &alloc(5));
+        assert_eq!(t.read(make(FIRST_CONN_SLOT + 3, 0)).alloc_bytes, 5);
     }
 }

@@ -24,15 +24,19 @@ struct Entry {
     tag: AtomicU64,
 }
 
-const EMPTY: Entry = Entry {
-    id: AtomicU64::new(0),
-    tag: AtomicU64::new(0),
-};
+impl Entry {
+    const fn empty() -> Self {
+        Entry {
+            id: AtomicU64::new(0),
+            tag: AtomicU64::new(0),
+        }
+    }
+}
 
-static TABLE: [[Entry; WAYS]; SETS] = [const { [EMPTY; WAYS] }; SETS];
+static TABLE: [[Entry; WAYS]; SETS] = [const { [const { Entry::empty() }; WAYS] }; SETS];
 /// Per set: how many of its ids live in the overflow array (or were dropped).
 static SPILLED: [AtomicU32; SETS] = [const { AtomicU32::new(0) }; SETS];
-static SPILL: [Entry; OVERFLOW] = [EMPTY; OVERFLOW];
+static SPILL: [Entry; OVERFLOW] = [const { Entry::empty() }; OVERFLOW];
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static DROPPED: AtomicUsize = AtomicUsize::new(0);
 

@@ -44,8 +44,7 @@ pub(crate) fn is_tracking() -> bool {
 }
 
 /// Flushes this thread's batched counts (tests; the code flushes by leaving regions).
-#[cfg(test)]
+#[cfg(all(test, feature = "enabled"))]
 pub(crate) fn flush() {
-    #[cfg(feature = "enabled")]
     batch::flush();
 }

@@ -11,8 +11,10 @@
 //! - `Leaking` connections beyond `max_leaking_connections` are folded, oldest first: their
 //!   details go, their alive tasks stay counted (`FoldedTask`) and the connection is counted
 //!   in `Counters::folded_leaking`.
-//! - When a connection opens and no slot is free, the oldest judged connection (clean first)
-//!   gives up its slot; only when every slot is open or in grace is the new one untracked.
+//! - When a connection opens and no slot is free, the oldest judged clean connection gives up
+//!   its slot; with none, the table grows by a chunk (up to `max_tracked_connections`); then
+//!   the oldest leaking one is folded; only when every slot is open or in grace is the new
+//!   connection untracked (counted, and a warning says so).
 
 use super::state::{Class, State};
 
@@ -115,11 +117,11 @@ impl State {
             return Some(s);
         }
         loop {
-            let victim = self
-                .clean
-                .first_key_value()
-                .or_else(|| self.leaking.first_key_value())
-                .map(|(_, &id)| id)?;
+            let clean = self.clean.first_key_value().map(|(_, &id)| id);
+            if clean.is_none() && self.grow_slots() {
+                return self.pop_free_slot();
+            }
+            let victim = clean.or_else(|| self.leaking.first_key_value().map(|(_, &id)| id))?;
             let was_clean = self.conns.get(&victim).map(|c| c.class) == Some(Class::Clean);
             if was_clean && self.is_leaking(victim) {
                 // Retains bytes after all: judge it leaking; the loop then folds it if no

@@ -241,7 +241,7 @@ impl State {
                 "more than {} connections open or awaiting their verdict at once: new ones are \
                  counted (totals.connections_untracked) but not tracked; raise \
                  LEAKSCOPE_MAX_TRACKED",
-                self.slots.end() - FIRST_CONN_SLOT
+                self.slots.capacity()
             ));
             return (id, tag::UNTAGGED);
         };
@@ -511,6 +511,17 @@ impl State {
 
     pub(super) fn pop_free_slot(&mut self) -> Option<usize> {
         self.free_slots.pop()
+    }
+
+    /// Grows the slot table by a chunk, if the configuration allows.
+    pub(super) fn grow_slots(&mut self) -> bool {
+        let Some(new) = self.slots.grow() else {
+            return false;
+        };
+        self.slot_conn.resize(new.end, 0);
+        self.slot_gen.resize(new.end, 0);
+        self.free_slots.extend(new.rev());
+        true
     }
 
     /// The size of every internal collection, for the model test's bounds.

@@ -132,14 +132,17 @@ fn pick<T>(v: &[T], i: usize) -> Option<usize> {
 
 impl Model {
     fn new() -> Self {
-        let mut cfg = Config::default();
-        cfg.grace = Duration::from_millis(GRACE);
-        cfg.retention = Duration::from_millis(2 * GRACE);
-        cfg.max_closed_connections = MAX_CLOSED;
-        cfg.max_leaking_connections = MAX_LEAKING;
-        cfg.max_ended_tasks_per_connection = MAX_ENDED;
-        cfg.retained_bytes_threshold = THRESHOLD;
-        let table: &'static SlotTable = Box::leak(Box::new(SlotTable::new(SLOTS, 2)));
+        let cfg = Config {
+            grace: Duration::from_millis(GRACE),
+            retention: Duration::from_millis(2 * GRACE),
+            max_closed_connections: MAX_CLOSED,
+            max_leaking_connections: MAX_LEAKING,
+            max_ended_tasks_per_connection: MAX_ENDED,
+            retained_bytes_threshold: THRESHOLD,
+            ..Config::default()
+        };
+        // Three chunks of two slots, grown on demand.
+        let table: &'static SlotTable = Box::leak(Box::new(SlotTable::new(1, SLOTS / 2, 2)));
         Model {
             st: State::new(cfg, table, Vec::new()),
             table,

@@ -165,7 +165,7 @@ impl Frozen {
             threshold: st.cfg.retained_bytes_threshold,
             tracking,
             slots: st.slots,
-            capacity: (st.slots.end() - crate::slots::FIRST_CONN_SLOT) as u64,
+            capacity: st.slots.capacity() as u64,
             conns,
             tasks,
             counters: st.counters,
