@@ -64,8 +64,17 @@ impl Client {
         .await;
     }
 
-    /// Drops the TCP connection without a close frame.
+    /// Drops the TCP connection without a close frame (a FIN).
     pub fn drop_tcp(self) {
+        drop(self.ws);
+    }
+
+    /// Resets the TCP connection (an RST: linger 0, then close), without a close frame.
+    pub fn reset(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            #[allow(deprecated)] // set_linger: the point here is an RST, not a clean close
+            tcp.set_linger(Some(Duration::ZERO)).expect("linger 0");
+        }
         drop(self.ws);
     }
 
@@ -83,6 +92,18 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
         axum::serve(leakscope::axum::track_listener(listener), app)
             .await
             .expect("serve");
+    });
+    addr
+}
+
+/// Serves `app` with axum's own listener (no leakscope listener wrapper: only the WebSocket
+/// wrapper sees the connection) on `127.0.0.1:0`, with the peer address; returns its address.
+pub async fn serve_plain(app: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.expect("serve");
     });
     addr
 }
