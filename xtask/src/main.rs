@@ -7,7 +7,11 @@
 //! - `bench` — the load-generator benchmark (see docs/benchmarks.md).
 //! - `bench-alloc` — the allocator benchmarks, with median ratios against `System` (and
 //!   callgrind instruction counts when valgrind is installed).
+//! - `churn` — the churn benchmark: leaky-chat under >= 1,000 closes/s with leaks mixed in,
+//!   checked from the snapshot (every leak flagged, no clean one, totals exact).
 //! - `miri`  — the allocator's unit tests under Miri, if a nightly toolchain with Miri exists.
+
+mod churn;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,13 +27,14 @@ fn main() -> ExitCode {
         "demo" => demo(rest),
         "bench" => bench(rest),
         "bench-alloc" => bench_alloc(rest),
+        "churn" => churn::churn(rest),
         "miri" => miri(),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <ci|test|demo|bench|bench-alloc|miri>");
+            println!("usage: cargo xtask <ci|test|demo|bench|bench-alloc|churn|miri>");
             Ok(())
         }
         other => Err(format!(
-            "unknown task {other:?}; expected one of ci, test, demo, bench, miri"
+            "unknown task {other:?}; expected one of ci, test, demo, bench, bench-alloc, churn, miri"
         )),
     };
     match result {
