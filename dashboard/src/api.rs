@@ -182,6 +182,36 @@ pub(crate) fn prometheus_text(s: &leakscope::Snapshot) -> String {
         "Tasks tagged with a connection.",
         t.tasks_spawned,
     );
+    metric(
+        "tasks_ended_total",
+        "counter",
+        "Tagged tasks that ended.",
+        t.tasks_ended,
+    );
+    metric(
+        "connections_leaking",
+        "gauge",
+        "Leaking connections (orphan tasks or retained bytes), listed or folded into totals.",
+        t.connections_leaking,
+    );
+    metric(
+        "connections_ignored_total",
+        "counter",
+        "Connections forgotten as the tool's own traffic.",
+        t.connections_ignored,
+    );
+    metric(
+        "connections_evicted_total",
+        "counter",
+        "Judged connections whose details were evicted (their counts stay in the totals).",
+        t.connections_evicted,
+    );
+    metric(
+        "connections_untracked_total",
+        "counter",
+        "Connections counted but not tracked: every slot was open or awaiting its verdict.",
+        t.connections_untracked,
+    );
     let _ = writeln!(out, "# HELP leakscope_mode_info The active tracking mode.");
     let _ = writeln!(out, "# TYPE leakscope_mode_info gauge");
     let _ = writeln!(out, "leakscope_mode_info{{mode=\"{}\"}} 1", s.mode.as_str());

@@ -30,8 +30,9 @@ pub fn assert_no_orphans() -> impl std::future::Future<Output = ()> {
     Verify::new().assert()
 }
 
-/// Where a test starts: the connections opened from here on, by this tokio runtime (when tokio
-/// can tell, with `--cfg tokio_unstable`). See [`Verify::since`].
+/// Where a test starts: the connections opened from here on, by this tokio runtime. See
+/// [`Verify::since`]. Without `--cfg tokio_unstable` tokio cannot name a runtime: the mark
+/// then covers every connection opened after it, also by tests running in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     first_id: u64,

@@ -7,8 +7,10 @@
 //! never charged to a connection.
 
 mod event;
+mod records;
 mod retention;
 mod state;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -1,0 +1,113 @@
+//! The collector's records: connections, tasks, what folded connections leave behind, the
+//! exact counters, and the id-keyed maps they live in.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::snapshot::EndedBy;
+
+/// Hashes the `u64` ids this state is keyed by with one multiply (Fibonacci hashing): ids are
+/// sequential, not attacker-controlled, and SipHash was the bulk of a tagged spawn's cost.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by connection or task id.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Where a connection is in its life (see `state.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Open,
+    Grace,
+    Clean,
+    Leaking,
+}
+
+pub(crate) struct Conn {
+    pub id: u64,
+    pub tag: u64,
+    pub label: Arc<str>,
+    pub peer: Option<Arc<str>>,
+    pub runtime: Option<u64>,
+    pub opened_at_ms: u64,
+    pub closed_at_ms: Option<u64>,
+    pub close_reason: Option<&'static str>,
+    /// Alive tasks, detached ones included.
+    pub alive: u64,
+    /// Alive tasks that may become orphans (not detached).
+    pub alive_attached: u64,
+    /// Explicit-spawn tasks not polled yet: they keep the connection from counting as clean.
+    /// Signed: an announcement and the task's registration may arrive in either order.
+    pub pending: i64,
+    pub spawned: u64,
+    pub ended: VecDeque<u64>,
+    /// Ids of its alive tasks (each task knows its position, for O(1) removal).
+    pub alive_ids: Vec<u64>,
+    pub class: Class,
+    /// Its key in its class's queue (`Grace`, `Clean`, `Leaking`).
+    pub seq: u64,
+}
+
+pub(crate) struct Task {
+    pub id: u64,
+    pub conn_id: u64,
+    pub name: Option<Arc<str>>,
+    pub location: &'static Location<'static>,
+    pub spawned_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+    pub ended_by: Option<EndedBy>,
+    pub detached: bool,
+    pub blocking: bool,
+    pub wrapped: bool,
+    /// Position in its connection's `alive_ids` while alive.
+    pub alive_pos: usize,
+}
+
+/// An alive task whose connection's details are gone (folded or ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FoldedTask {
+    pub tag: u64,
+    /// Counts as an orphan (not detached, not the tool's own).
+    pub orphan: bool,
+}
+
+/// What a folded (or ignored) connection still has running: its tasks may spawn children.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FoldedConn {
+    pub alive: u64,
+    pub pending: i64,
+    /// Its tasks are the tool's own (an ignored connection): never orphans.
+    pub ignored: bool,
+}
+
+/// Exact counters since start; none ever decreases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub opened: u64,
+    pub closed: u64,
+    pub ignored: u64,
+    pub untracked: u64,
+    pub evicted: u64,
+    pub spawned: u64,
+    pub ended: u64,
+    /// Connections folded into totals while leaking (their verdict at that moment).
+    pub folded_leaking: u64,
+    /// Of those, the ones retaining more than the threshold.
+    pub folded_leaking_memory: u64,
+}

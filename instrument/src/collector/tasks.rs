@@ -1,0 +1,132 @@
+//! Task events: announced (explicit-spawn), spawned, ended. A task of a connection whose
+//! details were folded (or ignored) is counted in the folded set, so totals stay exact.
+
+use std::panic::Location;
+
+use super::event::SpawnInfo;
+use super::records::{FoldedTask, Task};
+use super::state::State;
+use crate::snapshot::EndedBy;
+
+impl State {
+    pub(super) fn task_announced(&mut self, t: u64, delta: i64, now: u64) {
+        let Some(id) = self.conn_of_tag(t) else {
+            if let Some(f) = self.folded_tags.get_mut(&t) {
+                f.pending += delta;
+                self.forget_folded_tag_if_done(t);
+            }
+            return;
+        };
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.pending += delta;
+            self.rejudge(id, now);
+        }
+    }
+
+    pub(super) fn task_spawned(
+        &mut self,
+        t: u64,
+        task: u64,
+        location: &'static Location<'static>,
+        info: SpawnInfo,
+        now: u64,
+    ) {
+        if self.tasks.contains_key(&task) || self.folded_tasks.contains_key(&task) {
+            return; // registered already (by the spawn hook and by itself)
+        }
+        let conn = self.conn_of_tag(t).and_then(|id| self.conns.get_mut(&id));
+        let Some(c) = conn else {
+            if let Some(f) = self.folded_tags.get_mut(&t) {
+                f.alive += 1;
+                f.pending -= i64::from(info.was_pending);
+                let orphan = !f.ignored && !info.detached;
+                self.counters.spawned += 1;
+                self.folded_tasks
+                    .insert(task, FoldedTask { tag: t, orphan });
+            }
+            return;
+        };
+        self.counters.spawned += 1;
+        c.spawned += 1;
+        c.alive += 1;
+        c.pending -= i64::from(info.was_pending);
+        if !info.detached {
+            c.alive_attached += 1;
+        }
+        let conn_id = c.id;
+        let alive_pos = c.alive_ids.len();
+        c.alive_ids.push(task);
+        self.tasks.insert(
+            task,
+            Task {
+                id: task,
+                conn_id,
+                name: info.name,
+                location,
+                spawned_at_ms: now,
+                ended_at_ms: None,
+                ended_by: None,
+                detached: info.detached,
+                blocking: info.blocking,
+                wrapped: info.wrapped,
+                alive_pos,
+            },
+        );
+        self.rejudge(conn_id, now);
+    }
+
+    pub(super) fn task_ended(&mut self, task: u64, ended_by: EndedBy, now: u64) {
+        if let Some(f) = self.folded_tasks.remove(&task) {
+            self.counters.ended += 1;
+            if let Some(e) = self.folded_tags.get_mut(&f.tag) {
+                e.alive = e.alive.saturating_sub(1);
+                self.forget_folded_tag_if_done(f.tag);
+            }
+            return;
+        }
+        let Some(t) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if t.ended_at_ms.is_some() {
+            return;
+        }
+        self.counters.ended += 1;
+        t.ended_at_ms = Some(now);
+        t.ended_by = Some(ended_by);
+        let (conn_id, detached, pos) = (t.conn_id, t.detached, t.alive_pos);
+        let keep = self.cfg.max_ended_tasks_per_connection;
+        let Some(c) = self.conns.get_mut(&conn_id) else {
+            self.tasks.remove(&task);
+            return;
+        };
+        if c.alive_ids.get(pos) == Some(&task) {
+            c.alive_ids.swap_remove(pos);
+            if let Some(&moved) = c.alive_ids.get(pos)
+                && let Some(m) = self.tasks.get_mut(&moved)
+            {
+                m.alive_pos = pos;
+            }
+        }
+        c.alive -= 1;
+        if !detached {
+            c.alive_attached -= 1;
+        }
+        c.ended.push_back(task);
+        while c.ended.len() > keep {
+            if let Some(old) = c.ended.pop_front() {
+                self.tasks.remove(&old);
+            }
+        }
+        self.rejudge(conn_id, now);
+    }
+
+    fn forget_folded_tag_if_done(&mut self, t: u64) {
+        if self
+            .folded_tags
+            .get(&t)
+            .is_some_and(|f| f.alive == 0 && f.pending == 0)
+        {
+            self.folded_tags.remove(&t);
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The collector against a simple reference model, driven by random interleavings of every
+//! event (opens, closes, ignores, spawns, ends, announcements, allocations and frees from other
+//! threads after close, slot recycling) with tiny caps, a tiny slot table and two generation
+//! bits in the counter words. After every step the invariants of ARCHITECTURE.md are checked:
+//! totals exact, nothing lost, nothing invented, everything bounded.
+
+mod model;
+
+use proptest::prelude::*;
+
+use super::event::Event;
+use super::view::{Frozen, Which};
+use crate::snapshot::{Mode, Snapshot};
+use model::{MConn, MTask, Model, Op, op};
+
+const GRACE: u64 = 10;
+const THRESHOLD: u64 = 100;
+const SLOTS: usize = 6;
+const MAX_CLOSED: usize = 2;
+const MAX_LEAKING: usize = 2;
+const MAX_ENDED: usize = 2;
+
+impl Model {
+    fn snapshot(&mut self) -> Snapshot {
+        self.st.apply(Event::Tick, self.now);
+        Frozen::copy(&self.st, self.now, Which::All, true).build(Mode::Hooks)
+    }
+
+    fn past_grace(&self, c: &MConn) -> bool {
+        c.closed_at.is_some_and(|t| self.now - t > GRACE)
+    }
+
+    /// The model's truth for a connection whose details are listed.
+    fn bytes_of(&self, k: usize) -> u64 {
+        let tag = self.conns[k].tag;
+        let b = self.blocks.iter().filter(|b| b.conn == k && b.tag == tag);
+        b.map(|b| b.bytes).sum()
+    }
+
+    fn check(&mut self) {
+        let s = self.snapshot();
+        let t = &s.totals;
+        // Totals exact.
+        assert_eq!(
+            t.connections_opened,
+            t.open_connections + t.connections_closed + t.connections_ignored,
+            "opened = open + closed + ignored: {t:?}"
+        );
+        assert_eq!(t.tasks_spawned, t.live_tasks + t.tasks_ended, "{t:?}");
+        let counted = |m: &MTask| m.tag != 0;
+        let spawned = self.tasks.iter().filter(|m| counted(m)).count() as u64;
+        let alive = self.tasks.iter().filter(|m| counted(m) && m.alive).count() as u64;
+        assert_eq!(t.tasks_spawned, spawned, "spawned");
+        assert_eq!(t.live_tasks, alive, "alive");
+        let orphans = self
+            .tasks
+            .iter()
+            .filter(|m| m.alive && !m.detached && counted(m))
+            .filter(|m| !self.conns[m.conn].ignored && self.past_grace(&self.conns[m.conn]))
+            .count() as u64;
+        assert_eq!(t.orphan_tasks, orphans, "orphans exact");
+        assert_eq!(t.connections_opened, self.conns.len() as u64);
+        // Counters never decrease.
+        let p = &self.prev;
+        for (now, before, name) in [
+            (t.connections_opened, p.connections_opened, "opened"),
+            (t.connections_closed, p.connections_closed, "closed"),
+            (t.connections_ignored, p.connections_ignored, "ignored"),
+            (t.connections_evicted, p.connections_evicted, "evicted"),
+            (
+                t.connections_untracked,
+                p.connections_untracked,
+                "untracked",
+            ),
+            (t.tasks_spawned, p.tasks_spawned, "spawned"),
+            (t.tasks_ended, p.tasks_ended, "ended"),
+            (
+                t.connections_folded_leaking,
+                p.connections_folded_leaking,
+                "folded",
+            ),
+        ] {
+            assert!(now >= before, "{name} went back from {before} to {now}");
+        }
+        self.prev = t.clone();
+        // Nothing invented, nothing lost: every listed connection shows the model's truth.
+        for (k, m) in self.conns.iter().enumerate() {
+            let Some(c) = s.connection(m.id) else {
+                continue;
+            };
+            assert!(!m.ignored, "an ignored connection is never listed");
+            assert_eq!(c.live_bytes, self.bytes_of(k), "live bytes of {}", m.id);
+            let mine = |x: &&MTask| x.conn == k && x.alive && counted(x);
+            let alive_attached = self
+                .tasks
+                .iter()
+                .filter(mine)
+                .filter(|x| !x.detached)
+                .count();
+            let want = if self.past_grace(m) {
+                alive_attached
+            } else {
+                0
+            };
+            assert_eq!(c.orphan_tasks, want as u64, "orphans of {}", m.id);
+            let leaking_memory = self.past_grace(m) && self.bytes_of(k) > THRESHOLD;
+            assert_eq!(
+                c.leaking_memory, leaking_memory,
+                "memory verdict of {}",
+                m.id
+            );
+        }
+        // Bytes are conserved: every live block is some connection's, stale or untagged.
+        let live: u64 = self.blocks.iter().map(|b| b.bytes).sum();
+        let h = &s.heap;
+        assert_eq!(
+            h.connection_live_bytes + h.evicted_live_bytes + h.untagged_live_bytes,
+            live,
+            "heap conservation"
+        );
+        // No connection evicted before its verdict was final.
+        for &(id, closed, at, _) in &self.st.evictions {
+            assert!(
+                at > closed + GRACE,
+                "connection {id} evicted before its verdict"
+            );
+        }
+        // Bounded by configuration and live state.
+        let [
+            conns,
+            tasks,
+            grace,
+            clean,
+            leaking,
+            untracked,
+            folded_tasks,
+            folded_tags,
+        ] = self.st.sizes();
+        assert!(conns <= SLOTS, "{conns} connections kept, {SLOTS} slots");
+        assert!(clean <= MAX_CLOSED && leaking <= MAX_LEAKING);
+        let open = conns - grace - clean - leaking;
+        assert_eq!(
+            open as u64 + untracked as u64,
+            t.open_connections,
+            "class queues exact"
+        );
+        assert!(
+            tasks <= alive as usize + conns * MAX_ENDED,
+            "{tasks} task records"
+        );
+        assert!(folded_tasks <= alive as usize);
+        assert!(folded_tags <= folded_tasks + self.announced.len());
+        assert_eq!(s.connections.len(), conns);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_collector_matches_its_model(ops in proptest::collection::vec(op(), 1..160)) {
+        let mut m = Model::new();
+        for op in ops {
+            m.step(op);
+            m.check();
+        }
+    }
+}
+
+/// Regression (issue 8, defect 1): clean connections beyond `max_closed` must not push a leak
+/// out before its grace period has passed.
+#[test]
+fn a_leak_among_many_fast_clean_closes_is_still_judged() {
+    let mut m = Model::new();
+    m.step(Op::Open);
+    m.step(Op::Alloc {
+        by_task: None,
+        conn: 0,
+        bytes: 500,
+    });
+    m.step(Op::Close(0));
+    for i in 1..5 {
+        m.step(Op::Open);
+        m.step(Op::Close(i));
+    }
+    m.step(Op::Advance(GRACE + 1));
+    let s = m.snapshot();
+    let leak = s
+        .connection(m.conns[0].id)
+        .expect("the leak is still listed");
+    assert!(leak.leaking_memory);
+    assert_eq!(s.totals.connections_leaking_memory, 1);
+}
+
+/// Regression (issue 8, defect 4): ignoring a connection, then its owner's close, counts it
+/// once and no counter goes back.
+#[test]
+fn ignore_then_close_counts_once() {
+    let mut m = Model::new();
+    m.step(Op::Open);
+    m.step(Op::Ignore(0));
+    m.step(Op::Close(0));
+    m.check();
+    let s = m.snapshot();
+    assert_eq!(
+        (
+            s.totals.connections_opened,
+            s.totals.connections_closed,
+            s.totals.connections_ignored
+        ),
+        (1, 0, 1)
+    );
+}
+
+/// Regression (issue 8, defect 2): connections going leaking → clean → leaking leave no
+/// queue entries behind.
+#[test]
+fn class_queues_hold_exactly_their_connections() {
+    let mut m = Model::new();
+    m.step(Op::Open);
+    for _ in 0..100 {
+        m.step(Op::Spawn {
+            conn: 0,
+            detached: true,
+        });
+    }
+    m.step(Op::Close(0));
+    m.step(Op::Advance(GRACE + 1));
+    for k in 0..100 {
+        m.step(Op::SpawnChild {
+            task: k,
+            detached: false,
+        });
+        let child = m.tasks.len() - 1;
+        m.step(Op::End {
+            task: child,
+            how: 0,
+        });
+        m.check();
+    }
+    let [_, _, grace, clean, leaking, ..] = m.st.sizes();
+    assert_eq!(grace + clean + leaking, 1);
+}
