@@ -41,6 +41,9 @@ pub(super) struct Cache {
     depth: Cell<u32>,
     /// Depth of regions whose end flushes (0: every count goes straight to the counters).
     regions: Cell<u32>,
+    /// Counts of this many bytes or more go straight to the counters: `DIRECT_BYTES` inside a
+    /// region, 0 outside (one compare decides both).
+    direct_from: Cell<u64>,
     /// The tag of the code running on this thread (see `crate::tag`); kept here so the
     /// allocator reaches everything it needs through one thread-local.
     pub(crate) current: Cell<u64>,
@@ -56,6 +59,7 @@ thread_local! {
             dirty: Cell::new(false),
             depth: Cell::new(0),
             regions: Cell::new(0),
+            direct_from: Cell::new(0),
             current: Cell::new(0),
         }
     };
@@ -98,7 +102,7 @@ impl Cache {
 
     #[inline(always)]
     fn count(&self, alloc: bool, tag: u64, bytes: u64) {
-        if bytes >= DIRECT_BYTES || self.regions.get() == 0 {
+        if bytes >= self.direct_from.get() {
             direct(tag, bytes, alloc);
             return;
         }
@@ -130,6 +134,20 @@ impl Cache {
         let d = self.depth.get();
         self.depth.set(d + 1);
         d == 0
+    }
+
+    /// Enters a nested section (the inner allocator's own free); returns the depth to restore.
+    #[inline(always)]
+    pub(super) fn enter_nested(&self) -> u32 {
+        let d = self.depth.get();
+        self.depth.set(d + 1);
+        d
+    }
+
+    /// Restores the depth [`Cache::enter_nested`] returned.
+    #[inline(always)]
+    pub(super) fn leave_nested(&self, d: u32) {
+        self.depth.set(d);
     }
 
     /// Leaves an allocator call.
@@ -186,7 +204,10 @@ pub(super) fn direct(tag: u64, bytes: u64, alloc: bool) {
 /// Enters a region: counts are batched until the outermost region is left.
 #[inline(always)]
 pub(crate) fn enter_region() {
-    let _ = CACHE.try_with(|c| c.regions.set(c.regions.get().saturating_add(1)));
+    let _ = CACHE.try_with(|c| {
+        c.regions.set(c.regions.get().saturating_add(1));
+        c.direct_from.set(DIRECT_BYTES);
+    });
 }
 
 /// Leaves a region; leaving the outermost one flushes this thread's pending counts.
@@ -195,6 +216,9 @@ pub(crate) fn leave_region() {
     let _ = CACHE.try_with(|c| {
         let d = c.regions.get().saturating_sub(1);
         c.regions.set(d);
+        if d == 0 {
+            c.direct_from.set(0);
+        }
         if d == 0 && c.dirty.get() {
             c.flush();
         }

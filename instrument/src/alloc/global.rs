@@ -225,9 +225,9 @@ mod tracking {
             let counted = batch::with(|c| {
                 c.on_free(owner, size);
                 // An inner allocator that allocates while freeing is charged to nobody.
-                c.enter();
+                let outer = c.enter_nested();
                 free(&self.inner);
-                c.leave();
+                c.leave_nested(outer);
             });
             if counted.is_none() {
                 batch::direct(owner, size, false);
