@@ -29,6 +29,15 @@ pub(super) struct ConnRow {
     open: bool,
 }
 
+/// What the totals need of every connection (plain data, no names).
+#[derive(Clone, Copy)]
+pub(super) struct ConnTot {
+    tag: u64,
+    closed_at_ms: Option<u64>,
+    alive: u64,
+    alive_attached: u64,
+}
+
 /// A task, copied.
 #[derive(Clone)]
 pub(super) struct TaskRow {
@@ -52,6 +61,9 @@ pub(super) struct Frozen {
     tracking: bool,
     slots: &'static SlotTable,
     capacity: u64,
+    /// Every connection, for the totals.
+    all: Vec<ConnTot>,
+    /// The connections listed as rows.
     conns: Vec<ConnRow>,
     tasks: Vec<TaskRow>,
     counters: Counters,
@@ -75,6 +87,15 @@ fn conn_row(c: &Conn) -> ConnRow {
         alive_attached: c.alive_attached,
         spawned: c.spawned,
         open: c.class == Class::Open,
+    }
+}
+
+fn conn_tot(c: &Conn) -> ConnTot {
+    ConnTot {
+        tag: c.tag,
+        closed_at_ms: c.closed_at_ms,
+        alive: c.alive,
+        alive_attached: c.alive_attached,
     }
 }
 
@@ -123,7 +144,6 @@ impl Frozen {
                 tasks = st.tasks.values().map(task_row).collect();
             }
             Which::Orphans(limit) => {
-                conns = st.conns.values().map(conn_row).collect();
                 let mut leaking: Vec<&Conn> = st
                     .conns
                     .values()
@@ -134,6 +154,7 @@ impl Frozen {
                     if tasks.len() >= limit {
                         break;
                     }
+                    conns.push(conn_row(c));
                     let rows = c
                         .alive_ids
                         .iter()
@@ -158,6 +179,7 @@ impl Frozen {
                 }
             }
         }
+        let all = st.conns.values().map(conn_tot).collect();
         let folded_orphans = st.folded_tasks.values().filter(|f| f.orphan).count() as u64;
         Frozen {
             now,
@@ -166,6 +188,7 @@ impl Frozen {
             tracking,
             slots: st.slots,
             capacity: st.slots.capacity() as u64,
+            all,
             conns,
             tasks,
             counters: st.counters,
@@ -180,18 +203,18 @@ impl Frozen {
         closed.is_some_and(|c| self.now.saturating_sub(c) > self.grace)
     }
 
-    fn counts(&self, c: &ConnRow) -> Counts {
+    fn counts(&self, tag: u64) -> Counts {
         if self.tracking {
-            self.slots.read(c.tag)
+            self.slots.read(tag)
         } else {
             Counts::default()
         }
     }
 
     /// Orphans of a connection: its attached alive tasks once its grace period passed.
-    fn orphans(&self, c: &ConnRow) -> u64 {
-        if self.past_grace(c.closed_at_ms) {
-            c.alive_attached
+    fn orphans(&self, closed_at_ms: Option<u64>, alive_attached: u64) -> u64 {
+        if self.past_grace(closed_at_ms) {
+            alive_attached
         } else {
             0
         }
@@ -217,7 +240,7 @@ impl Frozen {
             closed_at_ms: c.closed_at_ms,
             close_reason: c.close_reason.map(str::to_owned),
             live_tasks: c.alive,
-            orphan_tasks: self.orphans(c),
+            orphan_tasks: self.orphans(c.closed_at_ms, c.alive_attached),
             tasks_spawned: c.spawned,
             live_bytes: live,
             retained_bytes: retained,
@@ -296,17 +319,27 @@ impl Frozen {
             ..HeapTotals::default()
         };
         let (mut orphans, mut live_tasks, mut leaking_memory, mut leaking) = (0, 0, 0, 0);
-        let mut connections = Vec::with_capacity(self.conns.len());
-        for c in &self.conns {
-            let row = self.conn(c, self.counts(c));
-            orphans += row.orphan_tasks;
+        for c in &self.all {
+            let live = self.counts(c.tag).live_bytes();
+            let retained = if self.past_grace(c.closed_at_ms) {
+                live
+            } else {
+                0
+            };
+            let o = self.orphans(c.closed_at_ms, c.alive_attached);
+            orphans += o;
             live_tasks += c.alive;
-            heap.connection_live_bytes += row.live_bytes;
-            heap.retained_bytes += row.retained_bytes;
-            leaking_memory += u64::from(row.leaking_memory);
-            leaking += u64::from(row.leaking_memory || row.orphan_tasks > 0);
-            connections.push(row);
+            heap.connection_live_bytes += live;
+            heap.retained_bytes += retained;
+            let memory = retained > self.threshold;
+            leaking_memory += u64::from(memory);
+            leaking += u64::from(memory || o > 0);
         }
+        let mut connections: Vec<ConnectionInfo> = self
+            .conns
+            .iter()
+            .map(|c| self.conn(c, self.counts(c.tag)))
+            .collect();
         connections.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
         if self.tracking {
             heap.untagged_live_bytes = self.slots.untagged().live_bytes();
