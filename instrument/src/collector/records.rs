@@ -64,6 +64,13 @@ pub(crate) struct Conn {
     pub seq: u64,
 }
 
+impl Conn {
+    /// Closed and past its grace period: its class follows its tasks and bytes.
+    pub(crate) fn is_judged(&self) -> bool {
+        matches!(self.class, Class::Clean | Class::Leaking)
+    }
+}
+
 pub(crate) struct Task {
     pub id: u64,
     pub conn_id: u64,

@@ -31,8 +31,11 @@ impl State {
         info: SpawnInfo,
         now: u64,
     ) {
-        if self.tasks.contains_key(&task) || self.folded_tasks.contains_key(&task) {
-            return; // registered already (by the spawn hook and by itself)
+        // A task registering itself (was_pending) may have been seen by a spawn hook too.
+        if info.was_pending
+            && (self.tasks.contains_key(&task) || self.folded_tasks.contains_key(&task))
+        {
+            return;
         }
         let conn = self.conn_of_tag(t).and_then(|id| self.conns.get_mut(&id));
         let Some(c) = conn else {
@@ -53,7 +56,7 @@ impl State {
         if !info.detached {
             c.alive_attached += 1;
         }
-        let conn_id = c.id;
+        let (conn_id, judged) = (c.id, c.is_judged());
         let alive_pos = c.alive_ids.len();
         c.alive_ids.push(task);
         self.tasks.insert(
@@ -72,7 +75,9 @@ impl State {
                 alive_pos,
             },
         );
-        self.rejudge(conn_id, now);
+        if judged {
+            self.rejudge(conn_id, now);
+        }
     }
 
     pub(super) fn task_ended(&mut self, task: u64, ended_by: EndedBy, now: u64) {
@@ -112,12 +117,15 @@ impl State {
             c.alive_attached -= 1;
         }
         c.ended.push_back(task);
+        let judged = c.is_judged();
         while c.ended.len() > keep {
             if let Some(old) = c.ended.pop_front() {
                 self.tasks.remove(&old);
             }
         }
-        self.rejudge(conn_id, now);
+        if judged {
+            self.rejudge(conn_id, now);
+        }
     }
 
     fn forget_folded_tag_if_done(&mut self, t: u64) {
