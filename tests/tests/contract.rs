@@ -37,6 +37,8 @@ fn the_snapshot_json_keeps_its_contract_fields() {
         .await;
         let v = serde_json::to_value(leakscope::snapshot()).unwrap();
         assert_has(&v, &["mode", "grace_ms", "connections", "tasks", "totals"]);
+        // Added by the collector issue (#8): part of the contract from now on.
+        assert_has(&v, &["max_tracked_connections", "warnings", "heap"]);
         assert!(["hooks", "explicit-spawn", "disabled"].contains(&v["mode"].as_str().unwrap()));
         let c = v["connections"]
             .as_array()
@@ -57,6 +59,8 @@ fn the_snapshot_json_keeps_its_contract_fields() {
                 "orphan_tasks",
                 "live_bytes",
                 "retained_bytes",
+                "leaking_memory",
+                "runtime_id",
             ],
         );
         assert_eq!(c["state"], "closed");
@@ -91,7 +95,25 @@ fn the_snapshot_json_keeps_its_contract_fields() {
                 "connections_closed",
                 "tasks_spawned",
                 "orphan_tasks",
+                "live_tasks",
+                "open_connections",
+                "connections_evicted",
+                "connections_untracked",
+                "connections_leaking_memory",
+                "connections_ignored",
+                "connections_leaking",
+                "connections_folded_leaking",
+                "tasks_ended",
             ],
+        );
+        let t = &v["totals"];
+        assert_eq!(
+            t["connections_opened"].as_u64(),
+            Some(
+                t["open_connections"].as_u64().unwrap()
+                    + t["connections_closed"].as_u64().unwrap()
+                    + t["connections_ignored"].as_u64().unwrap()
+            )
         );
         // The values the contract lists for ended_by.
         for (e, s) in [
