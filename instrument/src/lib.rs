@@ -53,7 +53,8 @@ pub use config::{
 pub use conn::{Connection, Scoped, scope};
 pub use hooks::{RuntimeBuilderExt, UserHooks, runtime};
 pub use snapshot::{
-    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskState, Totals,
+    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
+    Totals,
 };
 pub use spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};
 

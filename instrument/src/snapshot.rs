@@ -65,6 +65,39 @@ pub enum TaskState {
     Ended,
 }
 
+/// What kind of task: an async task or a `spawn_blocking` closure. JSON: `"async"`,
+/// `"blocking"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// A future polled by the runtime.
+    Async,
+    /// A closure on tokio's blocking pool.
+    Blocking,
+}
+
+impl TaskKind {
+    /// The name as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Async => "async",
+            TaskKind::Blocking => "blocking",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for TaskKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,7 +227,7 @@ pub struct TaskInfo {
     /// Declared at spawn to outlive its connection ([`crate::spawn_detached`]); never an orphan.
     pub detached: bool,
     /// `"async"` or `"blocking"`.
-    pub kind: String,
+    pub kind: TaskKind,
 }
 
 /// Exact counters since start.
@@ -251,6 +284,28 @@ pub struct HeapTotals {
     pub untagged_live_bytes: u64,
     /// Live bytes whose connection was evicted.
     pub evicted_live_bytes: u64,
+}
+
+impl ConnectionInfo {
+    /// The one definition of a red row: a connection with orphan tasks, or one retaining more
+    /// than the threshold past its grace period.
+    pub fn is_leaking(&self) -> bool {
+        self.orphan_tasks > 0 || self.leaking_memory
+    }
+}
+
+impl TaskInfo {
+    /// The task's state in words, as every view shows it: `orphan`, `ended: <how>`,
+    /// `alive (detached)` or `alive`.
+    pub fn state_text(&self) -> String {
+        match (self.orphan, self.state, self.ended_by) {
+            (true, _, _) => "orphan".to_owned(),
+            (false, TaskState::Ended, Some(by)) => format!("ended: {}", by.as_str()),
+            (false, TaskState::Ended, None) => "ended".to_owned(),
+            (false, _, _) if self.detached => "alive (detached)".to_owned(),
+            _ => "alive".to_owned(),
+        }
+    }
 }
 
 impl Snapshot {

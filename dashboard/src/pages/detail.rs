@@ -124,7 +124,7 @@ fn conn_page(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askam
             name: t.name.clone(),
             class: if t.orphan { "orphan" } else { "" },
             state: state_text(t),
-            kind: t.kind.clone(),
+            kind: t.kind.to_string(),
             spawned_at: view::location(&t.spawned_at),
             spawned: format!(
                 "+{}",
@@ -211,7 +211,7 @@ fn task_page(
     }
     let facts = vec![
         fact("spawned at", t.spawned_at.clone()),
-        fact("kind", t.kind.clone()),
+        fact("kind", t.kind.to_string()),
         fact("spawned", view::ago(now, Some(t.spawned_at_ms))),
         fact("ended", when(now, t.ended_at_ms)),
         fact(

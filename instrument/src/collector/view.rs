@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::state::{Class, Conn, Counters, State, Task};
 use crate::slots::{Counts, SlotTable};
 use crate::snapshot::{
-    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskState, Totals,
+    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
+    Totals,
 };
 
 /// A connection, copied.
@@ -290,7 +291,11 @@ impl Frozen {
             orphan,
             outlived_close_ms: outlived,
             detached: t.detached,
-            kind: if t.blocking { "blocking" } else { "async" }.to_owned(),
+            kind: if t.blocking {
+                TaskKind::Blocking
+            } else {
+                TaskKind::Async
+            },
         }
     }
 
