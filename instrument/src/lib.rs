@@ -18,45 +18,41 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod alloc;
-mod assert;
-#[cfg(feature = "axum")]
-pub mod axum;
-mod clock;
+// The data flow, one folder per step: wrap -> tag -> heap -> collect -> show.
 #[cfg(feature = "enabled")]
 mod collector;
+mod heap;
+mod snapshot;
+mod tag;
+mod verify;
+mod wrap;
+
+mod clock;
 mod config;
-mod conn;
 #[cfg(feature = "console")]
 pub mod console;
-mod hooks;
-pub mod io;
-#[cfg(feature = "enabled")]
-mod slots;
-mod snapshot;
-mod spawn;
-#[cfg(feature = "enabled")]
-mod tag;
-#[cfg(feature = "enabled")]
-mod task_table;
 
-pub use alloc::TrackingAlloc;
-#[doc(hidden)]
-pub use alloc::bench as alloc_bench;
-pub use assert::{Mark, OrphanReport, Verify, assert_no_orphans};
+#[cfg(feature = "axum")]
+pub use wrap::axum;
+pub use wrap::io;
+
 pub use clock::now_ms;
 pub use config::{
     Builder, Config, ConfigError, DEFAULT_GRACE, DEFAULT_MAX_CLOSED_CONNECTIONS,
     DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION, DEFAULT_MAX_LEAKING_CONNECTIONS,
     DEFAULT_MAX_TRACKED_CONNECTIONS, DEFAULT_RETAINED_BYTES_THRESHOLD, DEFAULT_RETENTION,
 };
-pub use conn::{Connection, Scoped, scope};
-pub use hooks::{RuntimeBuilderExt, UserHooks, runtime};
+pub use heap::TrackingAlloc;
+#[doc(hidden)]
+pub use heap::bench as alloc_bench;
 pub use snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals,
 };
-pub use spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};
+pub use tag::hooks::{RuntimeBuilderExt, UserHooks, runtime};
+pub use tag::spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};
+pub use verify::{Mark, OrphanReport, Verify, assert_no_orphans};
+pub use wrap::conn::{Connection, Scoped, scope};
 
 /// Whether the `enabled` feature is on (tracking compiled in).
 pub const ENABLED: bool = cfg!(feature = "enabled");

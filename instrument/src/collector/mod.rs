@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::config::{Config, ConfigError};
+use crate::heap::slots;
 use crate::snapshot::{Mode, Snapshot};
-use crate::{clock, slots, tag};
+use crate::{clock, tag};
 
 pub(crate) use event::{Applied, Event, SpawnInfo};
 pub(crate) use state::State;
@@ -138,7 +139,7 @@ impl Collector {
         let frozen = {
             let mut st = self.lock();
             st.apply(Event::Tick, now);
-            Frozen::copy(&st, now, which, crate::alloc::is_tracking())
+            Frozen::copy(&st, now, which, crate::heap::is_tracking())
         };
         frozen.build(mode)
     }

@@ -15,7 +15,7 @@ pub(crate) use super::records::{
     Class, Conn, Counters, FoldedConn, FoldedTask, HashMap, IdHasher, Task,
 };
 use crate::config::Config;
-use crate::slots::{FIRST_CONN_SLOT, SlotTable};
+use crate::heap::slots::{FIRST_CONN_SLOT, SlotTable};
 use crate::tag;
 
 pub(crate) struct State {

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::state::{Class, Conn, Counters, State, Task};
-use crate::slots::{Counts, SlotTable};
+use crate::heap::slots::{Counts, SlotTable};
 use crate::snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals,

@@ -10,7 +10,7 @@ use super::{GRACE, MAX_CLOSED, MAX_ENDED, MAX_LEAKING, SLOTS, THRESHOLD};
 use crate::collector::event::{Applied, Event, SpawnInfo};
 use crate::collector::state::State;
 use crate::config::Config;
-use crate::slots::{Delta, SlotTable};
+use crate::heap::slots::{Delta, SlotTable};
 use crate::snapshot::{EndedBy, Totals};
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 //! - an 8-byte header before each block holds the owner's tag, so a free credits the owner on
 //!   any thread, after close, and realloc keeps the owner;
 //! - counts go to a small per-thread cache ([`batch`]) and reach the shared per-slot counters
-//!   ([`crate::slots`]) at poll boundaries, when the cache needs a new entry, or every
+//!   ([`slots`]) at poll boundaries, when the cache needs a new entry, or every
 //!   256 KiB: no shared atomic on the per-allocation path;
 //! - a nested call into the allocator (an inner allocator's own bookkeeping, such as dhat's)
 //!   is charged to no connection.
@@ -15,6 +15,8 @@
 #[cfg(feature = "enabled")]
 pub(crate) mod batch;
 mod global;
+#[cfg(feature = "enabled")]
+pub(crate) mod slots;
 
 pub use global::{TrackingAlloc, bench};
 

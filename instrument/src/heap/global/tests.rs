@@ -6,7 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::TrackingAlloc;
-use crate::{slots, tag};
+use crate::heap::slots;
+use crate::tag;
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<System> = TrackingAlloc::system();
@@ -134,17 +135,17 @@ fn blocks_are_charged_to_the_tag_that_allocated_them_and_credited_on_free() {
         let _g = tag::enter(t);
         A.alloc(layout)
     };
-    crate::alloc::flush();
+    crate::heap::flush();
     assert_eq!(slots::global().read(t).live_bytes(), 100);
     // realloc outside the scope stays with the owner; the free credits it.
     // SAFETY: as above.
     unsafe {
         let p = A.realloc(p, layout, 300);
-        crate::alloc::flush();
+        crate::heap::flush();
         assert_eq!(slots::global().read(t).live_bytes(), 300);
         A.dealloc(p, Layout::from_size_align(300, 8).unwrap());
     }
-    crate::alloc::flush();
+    crate::heap::flush();
     let c = slots::global().read(t);
     assert_eq!((c.live_bytes(), c.live_blocks()), (0, 0));
     assert_eq!(c.alloc_bytes, 400);
@@ -177,7 +178,7 @@ fn an_inner_allocators_own_bookkeeping_is_not_charged_to_the_connection() {
     unsafe {
         let _g = tag::enter(t);
         let p = nested.alloc(layout);
-        crate::alloc::flush();
+        crate::heap::flush();
         assert_eq!(
             slots::global().read(t).alloc_bytes,
             64,
@@ -192,8 +193,8 @@ fn an_inner_allocators_own_bookkeeping_is_not_charged_to_the_connection() {
 fn the_allocator_serves_allocations_made_before_main() {
     assert!(ALLOCATED_BEFORE_MAIN.load(Ordering::Relaxed));
     let _ = vec![0u8; 300 * 1024]; // enough pending bytes to force a flush
-    crate::alloc::flush();
-    assert!(crate::alloc::is_tracking());
+    crate::heap::flush();
+    assert!(crate::heap::is_tracking());
 }
 
 #[test]
@@ -203,11 +204,11 @@ fn frees_on_another_thread_credit_the_owner() {
         let _g = tag::enter(t);
         vec![1u8; 5000]
     };
-    crate::alloc::flush();
+    crate::heap::flush();
     assert_eq!(slots::global().read(t).live_bytes(), 5000);
     std::thread::spawn(move || {
         drop(v);
-        crate::alloc::flush();
+        crate::heap::flush();
     })
     .join()
     .unwrap();
@@ -253,7 +254,7 @@ fn many_threads_charging_one_connection_add_up_exactly() {
                 let kept: usize = keep.iter().map(Vec::len).sum();
                 let cap = keep.capacity() * std::mem::size_of::<Vec<u8>>();
                 std::mem::forget(keep);
-                crate::alloc::flush();
+                crate::heap::flush();
                 (kept + cap) as u64
             })
         })

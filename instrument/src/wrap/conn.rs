@@ -14,7 +14,7 @@ use crate::{collector, tag};
 
 /// A handle to one tracked connection. Cheap to clone.
 ///
-/// Most code never builds one by hand: the axum wrappers, [`crate::io::track`] and [`scope`]
+/// Most code never builds one by hand: the axum wrappers, [`crate::wrap::io::track`] and [`scope`]
 /// open and close connections. With the `enabled` feature off it is an empty value and every
 /// method does nothing.
 #[derive(Clone)]
@@ -99,7 +99,7 @@ impl Connection {
         {
             let mut t = tag::current();
             if t == tag::UNTAGGED {
-                t = crate::io::owners::current();
+                t = crate::wrap::io::owners::current();
             }
             if t == tag::UNTAGGED {
                 return None;

@@ -24,12 +24,12 @@ thread_local! {
 /// The tag of the code running on this thread. Never panics, never allocates.
 #[inline]
 pub(crate) fn current() -> u64 {
-    crate::alloc::batch::current()
+    crate::heap::batch::current()
 }
 
 #[inline]
 fn replace(tag: u64) -> u64 {
-    crate::alloc::batch::replace_current(tag)
+    crate::heap::batch::replace_current(tag)
 }
 
 /// Sets the current tag until the guard drops, then restores the previous one.
@@ -42,7 +42,7 @@ impl Drop for TagGuard {
     #[inline]
     fn drop(&mut self) {
         replace(self.prev);
-        crate::alloc::batch::leave_region();
+        crate::heap::batch::leave_region();
     }
 }
 
@@ -50,7 +50,7 @@ impl Drop for TagGuard {
 /// region: counts made meanwhile are batched and flushed when the outermost region ends.
 #[inline]
 pub(crate) fn enter(tag: u64) -> TagGuard {
-    crate::alloc::batch::enter_region();
+    crate::heap::batch::enter_region();
     TagGuard { prev: replace(tag) }
 }
 

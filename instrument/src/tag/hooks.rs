@@ -114,8 +114,10 @@ mod imp {
     use tokio::runtime::TaskMeta;
 
     use super::UserHooks;
+    use crate::heap as alloc;
     use crate::snapshot::EndedBy;
-    use crate::{alloc, collector, tag, task_table};
+    use crate::tag::task_table;
+    use crate::{collector, tag};
 
     pub(super) fn install(b: &mut tokio::runtime::Builder, user: UserHooks) {
         collector::get().mark_hooks_installed();
@@ -168,14 +170,14 @@ mod imp {
     fn on_spawn(m: &TaskMeta<'_>) {
         let mut t = tag::current();
         if t == tag::UNTAGGED {
-            t = crate::io::take_accepted_for_spawn();
+            t = crate::wrap::io::take_accepted_for_spawn();
         }
         if t == tag::UNTAGGED {
             // Untagged code (the common case outside connections): nothing else to do.
             // (`leakscope::spawn` sets its pending info only inside a connection.)
             return;
         }
-        let info = crate::spawn::take_pending();
+        let info = crate::tag::spawn::take_pending();
         let id = tag::task_id_u64(m.id());
         if !task_table::insert(id, t) && task_table::dropped() == 1 {
             collector::get().warn(

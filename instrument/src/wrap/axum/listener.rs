@@ -28,7 +28,7 @@ mod imp {
     use axum::serve::Listener;
 
     use crate::Connection;
-    use crate::io::TrackedIo;
+    use crate::wrap::io::TrackedIo;
 
     pub(super) struct TrackedListener<L> {
         pub(super) inner: L,
@@ -45,7 +45,7 @@ mod imp {
         async fn accept(&mut self) -> (Self::Io, Self::Addr) {
             let (io, addr) = self.inner.accept().await;
             let conn = Connection::open("http", Some(format!("{addr:?}")));
-            crate::io::set_accepted(conn.tag());
+            crate::wrap::io::set_accepted(conn.tag());
             (TrackedIo::new(io, conn), addr)
         }
 

@@ -300,7 +300,7 @@ mod imp {
                         // Never polled: never registered, no longer pending.
                         send(Event::TaskAnnounced { tag: *this.tag, delta: -1 });
                     }
-                    (Life::Unknown(..), Some(id)) if crate::task_table::get(id) == 0 => {
+                    (Life::Unknown(..), Some(id)) if crate::tag::task_table::get(id) == 0 => {
                         send(Event::TaskAnnounced { tag: *this.tag, delta: -1 });
                     }
                     (Life::Unknown(..) | Life::Hooked, Some(id)) => {
@@ -338,7 +338,7 @@ mod imp {
             if let Life::Unknown(..) | Life::Announced(..) = this.life {
                 let id = tokio::task::try_id().map_or(0, tag::task_id_u64);
                 let hooked =
-                    matches!(this.life, Life::Unknown(..)) && crate::task_table::get(id) != 0;
+                    matches!(this.life, Life::Unknown(..)) && crate::tag::task_table::get(id) != 0;
                 let registering = std::mem::replace(this.life, Life::Hooked);
                 if !hooked
                     && id != 0

@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 
-use crate::slots::{self, Delta};
+use crate::heap::slots::{self, Delta};
 
 const ENTRIES: usize = 4;
 /// A packed counter holds bytes in its low 40 bits and blocks in its high 24.

@@ -93,7 +93,7 @@ mod tracking {
     use std::alloc::{GlobalAlloc, Layout};
 
     use super::TrackingAlloc;
-    use crate::alloc::batch;
+    use crate::heap::batch;
     use crate::tag;
 
     const HEADER: usize = 8;
