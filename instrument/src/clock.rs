@@ -28,7 +28,7 @@ fn anchor() -> &'static (u64, Instant) {
 
 /// Now, in milliseconds on leakscope's clock: Unix milliseconds at the first call, then
 /// monotonic (never steps back or forth with the wall clock).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     let (wall, at) = anchor();
     wall + at.elapsed().as_millis() as u64
 }

@@ -2,26 +2,6 @@
 
 use std::time::Duration;
 
-/// By default, a task alive this long after its connection's socket closed is an orphan.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// By default, a closed connection that leaks nothing is kept this long for the dashboard.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(60);
-/// By default, at most this many closed clean connections are kept.
-pub const DEFAULT_MAX_CLOSED_CONNECTIONS: usize = 1_000;
-/// By default, at most this many leaking connections (orphans or retained bytes) are kept with
-/// details; older ones are folded into the totals.
-pub const DEFAULT_MAX_LEAKING_CONNECTIONS: usize = 10_000;
-/// By default, the details of this many ended tasks are kept per connection.
-pub const DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION: usize = 32;
-/// By default, a closed connection retaining more than this many bytes past its grace period
-/// is flagged as leaking memory.
-pub const DEFAULT_RETAINED_BYTES_THRESHOLD: u64 = 64 * 1024;
-
-/// By default, at most this many connections are tracked at once: open, awaiting their verdict
-/// (closed, within the grace period) or kept closed. Each slot costs 40 bytes of counters,
-/// allocated 4,096 at a time as needed (at most 10 MiB here).
-pub const DEFAULT_MAX_TRACKED_CONNECTIONS: usize = 1 << 18;
-
 /// The effective configuration (durations serialize as `{secs, nanos}`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -42,16 +22,37 @@ pub struct Config {
     pub max_tracked_connections: usize,
 }
 
+impl Config {
+    /// By default, a task alive this long after its connection's socket closed is an orphan.
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+    /// By default, a closed connection that leaks nothing is kept this long for the dashboard.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(60);
+    /// By default, at most this many closed clean connections are kept.
+    pub const DEFAULT_MAX_CLOSED_CONNECTIONS: usize = 1_000;
+    /// By default, at most this many leaking connections (orphans or retained bytes) are kept with
+    /// details; older ones are folded into the totals.
+    pub const DEFAULT_MAX_LEAKING_CONNECTIONS: usize = 10_000;
+    /// By default, the details of this many ended tasks are kept per connection.
+    pub const DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION: usize = 32;
+    /// By default, a closed connection retaining more than this many bytes past its grace period
+    /// is flagged as leaking memory.
+    pub const DEFAULT_RETAINED_BYTES_THRESHOLD: u64 = 64 * 1024;
+    /// By default, at most this many connections are tracked at once: open, awaiting their verdict
+    /// (closed, within the grace period) or kept closed. Each slot costs 40 bytes of counters,
+    /// allocated 4,096 at a time as needed (at most 10 MiB here).
+    pub const DEFAULT_MAX_TRACKED_CONNECTIONS: usize = 1 << 18;
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
-            grace: DEFAULT_GRACE,
-            retention: DEFAULT_RETENTION,
-            max_closed_connections: DEFAULT_MAX_CLOSED_CONNECTIONS,
-            max_leaking_connections: DEFAULT_MAX_LEAKING_CONNECTIONS,
-            max_ended_tasks_per_connection: DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION,
-            retained_bytes_threshold: DEFAULT_RETAINED_BYTES_THRESHOLD,
-            max_tracked_connections: DEFAULT_MAX_TRACKED_CONNECTIONS,
+            grace: Config::DEFAULT_GRACE,
+            retention: Config::DEFAULT_RETENTION,
+            max_closed_connections: Config::DEFAULT_MAX_CLOSED_CONNECTIONS,
+            max_leaking_connections: Config::DEFAULT_MAX_LEAKING_CONNECTIONS,
+            max_ended_tasks_per_connection: Config::DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION,
+            retained_bytes_threshold: Config::DEFAULT_RETAINED_BYTES_THRESHOLD,
+            max_tracked_connections: Config::DEFAULT_MAX_TRACKED_CONNECTIONS,
         }
     }
 }
@@ -147,42 +148,42 @@ impl Builder {
     }
 
     /// How long a task may outlive its connection's socket before it is an orphan.
-    /// By default, [`DEFAULT_GRACE`].
+    /// By default, [`Config::DEFAULT_GRACE`].
     pub fn grace(mut self, grace: Duration) -> Self {
         self.config.grace = grace;
         self
     }
 
     /// How long a closed connection that leaks nothing stays visible.
-    /// By default, [`DEFAULT_RETENTION`].
+    /// By default, [`Config::DEFAULT_RETENTION`].
     pub fn retention(mut self, retention: Duration) -> Self {
         self.config.retention = retention;
         self
     }
 
     /// How many closed clean connections are kept at most.
-    /// By default, [`DEFAULT_MAX_CLOSED_CONNECTIONS`]. Values below 1 become 1.
+    /// By default, [`Config::DEFAULT_MAX_CLOSED_CONNECTIONS`]. Values below 1 become 1.
     pub fn max_closed_connections(mut self, n: usize) -> Self {
         self.config.max_closed_connections = n.max(1);
         self
     }
 
     /// How many leaking connections keep their details; older ones are folded into totals.
-    /// By default, [`DEFAULT_MAX_LEAKING_CONNECTIONS`]. Values below 1 become 1.
+    /// By default, [`Config::DEFAULT_MAX_LEAKING_CONNECTIONS`]. Values below 1 become 1.
     pub fn max_leaking_connections(mut self, n: usize) -> Self {
         self.config.max_leaking_connections = n.max(1);
         self
     }
 
     /// How many ended tasks keep their details per connection.
-    /// By default, [`DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION`].
+    /// By default, [`Config::DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION`].
     pub fn max_ended_tasks_per_connection(mut self, n: usize) -> Self {
         self.config.max_ended_tasks_per_connection = n;
         self
     }
 
     /// Bytes a closed connection may keep live past its grace period before it is flagged as
-    /// leaking memory. By default, [`DEFAULT_RETAINED_BYTES_THRESHOLD`].
+    /// leaking memory. By default, [`Config::DEFAULT_RETAINED_BYTES_THRESHOLD`].
     pub fn retained_bytes_threshold(mut self, bytes: u64) -> Self {
         self.config.retained_bytes_threshold = bytes;
         self
@@ -191,7 +192,7 @@ impl Builder {
     /// How many connections are tracked at once (open, within their grace period, or kept
     /// closed). When every one is open or awaiting its verdict, new connections are counted
     /// but not tracked, and the snapshot warns. By default,
-    /// [`DEFAULT_MAX_TRACKED_CONNECTIONS`]; clamped to 16..=2^24.
+    /// [`Config::DEFAULT_MAX_TRACKED_CONNECTIONS`]; clamped to 16..=2^24.
     pub fn max_tracked_connections(mut self, n: usize) -> Self {
         self.config.max_tracked_connections = n.clamp(16, 1 << 24);
         self
@@ -236,9 +237,12 @@ mod tests {
             _ => None,
         });
         let cfg = b.config();
-        assert_eq!(cfg.grace, DEFAULT_GRACE);
+        assert_eq!(cfg.grace, Config::DEFAULT_GRACE);
         assert_eq!(cfg.retention, Duration::from_millis(250));
-        assert_eq!(cfg.max_closed_connections, DEFAULT_MAX_CLOSED_CONNECTIONS);
+        assert_eq!(
+            cfg.max_closed_connections,
+            Config::DEFAULT_MAX_CLOSED_CONNECTIONS
+        );
         assert_eq!(b.warnings().len(), 2, "{:?}", b.warnings());
         assert!(b.warnings()[0].contains("LEAKSCOPE_GRACE_MS"));
     }

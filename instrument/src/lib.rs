@@ -22,6 +22,7 @@
 #[cfg(feature = "enabled")]
 mod collector;
 mod heap;
+mod show;
 mod snapshot;
 mod tag;
 mod verify;
@@ -31,17 +32,14 @@ mod clock;
 mod config;
 #[cfg(feature = "console")]
 pub mod console;
+#[cfg(feature = "enabled")]
+mod ids;
 
 #[cfg(feature = "axum")]
 pub use wrap::axum;
 pub use wrap::io;
 
-pub use clock::now_ms;
-pub use config::{
-    Builder, Config, ConfigError, DEFAULT_GRACE, DEFAULT_MAX_CLOSED_CONNECTIONS,
-    DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION, DEFAULT_MAX_LEAKING_CONNECTIONS,
-    DEFAULT_MAX_TRACKED_CONNECTIONS, DEFAULT_RETAINED_BYTES_THRESHOLD, DEFAULT_RETENTION,
-};
+pub use config::{Builder, Config, ConfigError};
 pub use heap::TrackingAlloc;
 #[doc(hidden)]
 pub use heap::bench as alloc_bench;
@@ -59,93 +57,50 @@ pub const ENABLED: bool = cfg!(feature = "enabled");
 
 /// The active mode.
 pub fn mode() -> Mode {
-    #[cfg(feature = "enabled")]
-    {
-        collector::get().mode()
-    }
-    #[cfg(not(feature = "enabled"))]
-    Mode::Disabled
+    show::source().mode()
 }
 
 /// Everything leakscope knows now. Cheap enough to call every second; with the feature off it
 /// is an empty snapshot in `disabled` mode.
 pub fn snapshot() -> Snapshot {
-    #[cfg(feature = "enabled")]
-    {
-        collector::get().snapshot()
-    }
-    #[cfg(not(feature = "enabled"))]
-    Snapshot::empty(Mode::Disabled, DEFAULT_GRACE.as_millis() as u64)
+    show::source().snapshot()
 }
 
 /// A cheap snapshot for samplers that run every second: exact `totals` and `heap`, and only
 /// the `orphan_limit` longest-outlived orphan tasks with their connections. Its cost grows
 /// with the number of connections, not of tasks.
 pub fn summary(orphan_limit: usize) -> Snapshot {
-    #[cfg(feature = "enabled")]
-    {
-        collector::get().summary(orphan_limit)
-    }
-    #[cfg(not(feature = "enabled"))]
-    {
-        let _ = orphan_limit;
-        Snapshot::empty(Mode::Disabled, DEFAULT_GRACE.as_millis() as u64)
-    }
+    show::source().summary(orphan_limit)
 }
 
 /// One connection and its tasks (alive ones and the last ended ones), as a snapshot with
 /// exact totals: a direct lookup that never walks every task. `None` if the connection is not
 /// tracked (never existed, or evicted).
 pub fn connection_snapshot(id: u64) -> Option<Snapshot> {
-    #[cfg(feature = "enabled")]
-    {
-        collector::get().connection(id)
-    }
-    #[cfg(not(feature = "enabled"))]
-    {
-        let _ = id;
-        None
-    }
+    show::source().connection(id)
 }
 
 /// One task and its connection, as a snapshot with exact totals: a direct lookup. `None` if the
 /// task is not tracked.
 pub fn task_snapshot(id: u64) -> Option<Snapshot> {
-    #[cfg(feature = "enabled")]
-    {
-        collector::get().task(id)
-    }
-    #[cfg(not(feature = "enabled"))]
-    {
-        let _ = id;
-        None
-    }
+    show::source().task(id)
 }
 
 /// The effective configuration (defaults, environment, or what [`Builder::install`] set).
 pub fn config() -> Config {
-    #[cfg(feature = "enabled")]
-    {
-        collector::get().config.clone()
-    }
-    #[cfg(not(feature = "enabled"))]
-    Config::default()
+    show::source().config()
 }
 
 /// Runs `f` without charging its allocations or spawns to the current connection: for tools
 /// (the dashboard) that run inside a tracked process.
 pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(feature = "enabled")]
-    {
-        let _g = tag::untracked();
-        f()
-    }
-    #[cfg(not(feature = "enabled"))]
+    let _g = tag::untracked();
     f()
 }
 
-/// Whether [`spawn`] was asked for in a mode that cannot see plain spawns, etc.: the snapshot's
-/// warnings, for printing at startup.
+/// The snapshot's warnings (misconfigurations, dropped data, what the mode cannot see), for
+/// printing at startup. Costs a summary, not a snapshot.
 pub fn warnings() -> Vec<String> {
-    snapshot().warnings
+    summary(0).warnings
 }

@@ -46,7 +46,7 @@ impl Mark {
         {
             Mark {
                 first_id: crate::summary(0).totals.connections_opened + 1,
-                runtime: crate::wrap::conn::runtime_id(),
+                runtime: crate::wrap::live::runtime_id(),
             }
         }
         #[cfg(not(feature = "enabled"))]

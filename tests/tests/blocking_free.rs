@@ -48,7 +48,7 @@ fn a_free_on_a_blocking_thread_reaches_the_snapshot() {
         // Judged at close + grace. Before the fix the buffer stayed in the blocking thread's
         // batch, and the connection retained 200 KB.
         let verdict = wait_for("the verdict", DEADLINE, || async {
-            let past = leakscope::now_ms() > closed + GRACE.as_millis() as u64 + 1000;
+            let past = leakscope::summary(0).taken_at_ms > closed + GRACE.as_millis() as u64 + 1000;
             past.then(|| conn_by_peer(&peer)).flatten()
         })
         .await;

@@ -52,8 +52,9 @@ fn the_clean_route_retains_less_than_the_threshold() {
             conn_by_peer(&peer).filter(|c| {
                 c.state == ConnState::Closed
                     && c.live_tasks == 0
-                    && c.closed_at_ms
-                        .is_some_and(|t| leakscope::now_ms() > t + GRACE.as_millis() as u64 + 50)
+                    && c.closed_at_ms.is_some_and(|t| {
+                        leakscope::summary(0).taken_at_ms > t + GRACE.as_millis() as u64 + 50
+                    })
             })
         })
         .await;

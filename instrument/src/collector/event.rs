@@ -5,6 +5,7 @@
 use std::panic::Location;
 use std::sync::Arc;
 
+use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::EndedBy;
 
 /// What `leakscope::spawn` tells the spawn hook about the task it is about to spawn.
@@ -30,25 +31,25 @@ pub(crate) enum Event {
         runtime: Option<u64>,
     },
     /// Its socket closed (the first close wins).
-    Closed { id: u64, reason: &'static str },
+    Closed { id: ConnId, reason: &'static str },
     /// Renamed (the route, once known).
-    Relabelled { id: u64, label: Arc<str> },
+    Relabelled { id: ConnId, label: Arc<str> },
     /// Its peer address became known.
-    PeerSet { id: u64, peer: Arc<str> },
+    PeerSet { id: ConnId, peer: Arc<str> },
     /// The tool's own traffic: forget its details, count it once as ignored.
-    Ignored { id: u64 },
+    Ignored { id: ConnId },
     /// An explicit-spawn task of `tag` was created (`delta` 1) or dropped before its first poll
     /// (`delta` -1); it registers itself with [`Event::TaskSpawned`] on its first poll.
-    TaskAnnounced { tag: u64, delta: i64 },
+    TaskAnnounced { tag: Tag, delta: i64 },
     /// A task of `tag` was spawned.
     TaskSpawned {
-        tag: u64,
-        task: u64,
+        tag: Tag,
+        task: TaskId,
         location: &'static Location<'static>,
         info: SpawnInfo,
     },
     /// A task ended.
-    TaskEnded { task: u64, ended_by: EndedBy },
+    TaskEnded { task: TaskId, ended_by: EndedBy },
     /// Something the user should know (deduplicated, bounded).
     Warned(String),
     /// Time passed: apply the grace, retention and capacity rules.
@@ -58,8 +59,8 @@ pub(crate) enum Event {
 /// What applying an event answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
-    /// The new connection's id and tag (tag 0: not tracked, every slot is in use).
-    Opened { id: u64, tag: u64 },
+    /// The new connection's id and tag (`Tag::NONE`: not tracked, every slot is in use).
+    Opened { id: ConnId, tag: Tag },
     /// Nothing to answer.
     Done,
 }

@@ -20,6 +20,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::config::{Config, ConfigError};
 use crate::heap::slots;
+use crate::ids::{ConnId, Tag};
 use crate::snapshot::{Mode, Snapshot};
 use crate::{clock, tag};
 
@@ -126,7 +127,7 @@ impl Collector {
     }
 
     /// The connection id behind a tag, if it is still tracked.
-    pub(crate) fn conn_of_tag(&self, tag: u64) -> Option<u64> {
+    pub(crate) fn conn_of_tag(&self, tag: Tag) -> Option<ConnId> {
         let _g = tag::untracked();
         self.lock().conn_of_tag(tag)
     }

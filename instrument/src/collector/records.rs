@@ -6,6 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::Arc;
 
+use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::EndedBy;
 
 /// Hashes the `u64` ids this state is keyed by with one multiply (Fibonacci hashing): ids are
@@ -40,8 +41,8 @@ pub(crate) enum Class {
 }
 
 pub(crate) struct Conn {
-    pub id: u64,
-    pub tag: u64,
+    pub id: ConnId,
+    pub tag: Tag,
     pub label: Arc<str>,
     pub peer: Option<Arc<str>>,
     pub runtime: Option<u64>,
@@ -56,9 +57,9 @@ pub(crate) struct Conn {
     /// Signed: an announcement and the task's registration may arrive in either order.
     pub pending: i64,
     pub spawned: u64,
-    pub ended: VecDeque<u64>,
+    pub ended: VecDeque<TaskId>,
     /// Ids of its alive tasks (each task knows its position, for O(1) removal).
-    pub alive_ids: Vec<u64>,
+    pub alive_ids: Vec<TaskId>,
     pub class: Class,
     /// Its key in its class's queue (`Grace`, `Clean`, `Leaking`).
     pub seq: u64,
@@ -72,8 +73,8 @@ impl Conn {
 }
 
 pub(crate) struct Task {
-    pub id: u64,
-    pub conn_id: u64,
+    pub id: TaskId,
+    pub conn_id: ConnId,
     pub name: Option<Arc<str>>,
     pub location: &'static Location<'static>,
     pub spawned_at_ms: u64,
@@ -89,7 +90,7 @@ pub(crate) struct Task {
 /// An alive task whose connection's details are gone (folded or ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FoldedTask {
-    pub tag: u64,
+    pub tag: Tag,
     /// Counts as an orphan (not detached, not the tool's own).
     pub orphan: bool,
 }

@@ -17,6 +17,7 @@
 //!   connection untracked (counted, and a warning says so).
 
 use super::state::{Class, State};
+use crate::ids::ConnId;
 
 impl State {
     fn grace_ms(&self) -> u64 {
@@ -24,7 +25,7 @@ impl State {
     }
 
     /// Whether a closed connection is leaking now (tasks, pending tasks or bytes).
-    fn is_leaking(&self, id: u64) -> bool {
+    fn is_leaking(&self, id: ConnId) -> bool {
         self.conns.get(&id).is_some_and(|c| {
             c.alive_attached > 0
                 || c.pending > 0
@@ -33,7 +34,7 @@ impl State {
     }
 
     /// Re-judges a judged connection after one of its tasks spawned or ended.
-    pub(super) fn rejudge(&mut self, id: u64, _now: u64) {
+    pub(super) fn rejudge(&mut self, id: ConnId, _now: u64) {
         let Some(c) = self.conns.get(&id) else { return };
         if matches!(c.class, Class::Clean | Class::Leaking) {
             let next = if self.is_leaking(id) {
@@ -86,7 +87,7 @@ impl State {
 
     /// Evicts a judged connection: a clean one that turned out to retain bytes becomes
     /// leaking instead (and is evicted only if the leaking cap requires it).
-    fn evict_judged(&mut self, id: u64, now: u64) {
+    fn evict_judged(&mut self, id: ConnId, now: u64) {
         let Some(c) = self.conns.get(&id) else { return };
         let (class, closed) = (c.class, c.closed_at_ms.unwrap_or(0));
         let leaking = self.is_leaking(id);

@@ -16,34 +16,34 @@ pub(crate) use super::records::{
 };
 use crate::config::Config;
 use crate::heap::slots::{FIRST_CONN_SLOT, SlotTable};
-use crate::tag;
+use crate::ids::{ConnId, Tag, TaskId};
 
 pub(crate) struct State {
     pub cfg: Config,
     pub slots: &'static SlotTable,
     next_id: u64,
     next_seq: u64,
-    pub conns: HashMap<u64, Conn>,
-    pub tasks: HashMap<u64, Task>,
-    slot_conn: Vec<u64>,
+    pub conns: HashMap<ConnId, Conn>,
+    pub tasks: HashMap<TaskId, Task>,
+    slot_conn: Vec<Option<ConnId>>,
     slot_gen: Vec<u32>,
     free_slots: Vec<usize>,
     /// Closed connections by class, oldest first: seq -> id.
-    pub(super) grace: BTreeMap<u64, u64>,
-    pub(super) clean: BTreeMap<u64, u64>,
-    pub(super) leaking: BTreeMap<u64, u64>,
+    pub(super) grace: BTreeMap<u64, ConnId>,
+    pub(super) clean: BTreeMap<u64, ConnId>,
+    pub(super) leaking: BTreeMap<u64, ConnId>,
     /// Open connections that got no slot (their close must be counted once).
-    untracked_open: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    untracked_open: HashSet<ConnId, BuildHasherDefault<IdHasher>>,
     /// Alive tasks of folded or ignored connections.
-    pub folded_tasks: HashMap<u64, FoldedTask>,
+    pub folded_tasks: HashMap<TaskId, FoldedTask>,
     /// Tags of folded or ignored connections with alive or pending tasks.
-    pub folded_tags: HashMap<u64, FoldedConn>,
+    pub folded_tags: HashMap<Tag, FoldedConn>,
     pub warnings: Vec<String>,
     pub counters: Counters,
     pub open_count: u64,
     /// Every eviction as (id, closed_at, judged at, leaking): for the model test.
     #[cfg(test)]
-    pub evictions: Vec<(u64, u64, u64, bool)>,
+    pub evictions: Vec<(ConnId, u64, u64, bool)>,
 }
 
 impl State {
@@ -56,7 +56,7 @@ impl State {
             next_seq: 1,
             conns: HashMap::default(),
             tasks: HashMap::default(),
-            slot_conn: vec![0; end],
+            slot_conn: vec![None; end],
             slot_gen: vec![0; end],
             free_slots: (FIRST_CONN_SLOT..end).rev().collect(),
             grace: BTreeMap::new(),
@@ -126,8 +126,8 @@ impl State {
         peer: Option<Arc<str>>,
         runtime: Option<u64>,
         now: u64,
-    ) -> (u64, u64) {
-        let id = self.next_id;
+    ) -> (ConnId, Tag) {
+        let id = ConnId(self.next_id);
         self.next_id += 1;
         self.counters.opened += 1;
         self.open_count += 1;
@@ -140,10 +140,10 @@ impl State {
                  LEAKSCOPE_MAX_TRACKED",
                 self.slots.capacity()
             ));
-            return (id, tag::UNTAGGED);
+            return (id, Tag::NONE);
         };
-        self.slot_conn[slot] = id;
-        let t = tag::make(slot, self.slot_gen[slot]);
+        self.slot_conn[slot] = Some(id);
+        let t = Tag::new(slot, self.slot_gen[slot]);
         self.conns.insert(
             id,
             Conn {
@@ -168,7 +168,7 @@ impl State {
         (id, t)
     }
 
-    fn close(&mut self, id: u64, reason: &'static str, now: u64) {
+    fn close(&mut self, id: ConnId, reason: &'static str, now: u64) {
         let Some(c) = self.conns.get_mut(&id) else {
             // Untracked (no slot): count its close once. Ignored or folded: already counted.
             if self.untracked_open.remove(&id) {
@@ -189,7 +189,7 @@ impl State {
 
     /// Forgets a connection's details (the tool's own traffic). An open one counts once as
     /// ignored (never as closed); its alive tasks stay counted until they end, never as orphans.
-    fn ignore(&mut self, id: u64) {
+    fn ignore(&mut self, id: ConnId) {
         if self.untracked_open.remove(&id) {
             self.counters.ignored += 1;
             self.open_count -= 1;
@@ -204,19 +204,16 @@ impl State {
     }
 
     /// The connection id behind a tag, if it is still tracked.
-    pub(crate) fn conn_of_tag(&self, t: u64) -> Option<u64> {
-        let slot = tag::slot_of(t);
-        if t == tag::UNTAGGED
-            || slot >= self.slot_gen.len()
-            || tag::make(slot, self.slot_gen[slot]) != t
-        {
+    pub(crate) fn conn_of_tag(&self, t: Tag) -> Option<ConnId> {
+        let slot = t.slot();
+        if t.is_none() || slot >= self.slot_gen.len() || Tag::new(slot, self.slot_gen[slot]) != t {
             return None;
         }
-        Some(self.slot_conn[slot]).filter(|&id| id != 0)
+        self.slot_conn[slot]
     }
 
     /// Moves a connection to class `next`, keeping every class queue exact.
-    pub(super) fn set_class(&mut self, id: u64, next: Class) {
+    pub(super) fn set_class(&mut self, id: ConnId, next: Class) {
         let seq = self.next_seq;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -236,7 +233,7 @@ impl State {
         }
     }
 
-    pub(super) fn queue(&mut self, class: Class) -> Option<&mut BTreeMap<u64, u64>> {
+    pub(super) fn queue(&mut self, class: Class) -> Option<&mut BTreeMap<u64, ConnId>> {
         match class {
             Class::Open => None,
             Class::Grace => Some(&mut self.grace),
@@ -247,7 +244,7 @@ impl State {
 
     /// Forgets a connection's details and recycles its slot. Its alive tasks move to the folded
     /// set (as the tool's own if `ignored`), so totals stay exact.
-    pub(super) fn remove(&mut self, id: u64, ignored: bool) {
+    pub(super) fn remove(&mut self, id: ConnId, ignored: bool) {
         let Some(c) = self.conns.remove(&id) else {
             return;
         };
@@ -272,15 +269,15 @@ impl State {
                     .insert(*t, FoldedTask { tag: c.tag, orphan });
             }
         }
-        let slot = tag::slot_of(c.tag);
-        if slot < self.slot_conn.len() && self.slot_conn[slot] == id {
+        let slot = c.tag.slot();
+        if slot < self.slot_conn.len() && self.slot_conn[slot] == Some(id) {
             // Recycle now: the old owner's live bytes move to the stale bucket, and its late
             // frees go there too (never to the slot's next owner).
             let old = self.slot_gen[slot];
             let next = old.wrapping_add(1);
             self.slot_gen[slot] = next;
             self.slots.recycle(slot, old, next);
-            self.slot_conn[slot] = 0;
+            self.slot_conn[slot] = None;
             self.free_slots.push(slot);
         }
     }
@@ -294,7 +291,7 @@ impl State {
         let Some(new) = self.slots.grow() else {
             return false;
         };
-        self.slot_conn.resize(new.end, 0);
+        self.slot_conn.resize(new.end, None);
         self.slot_gen.resize(new.end, 0);
         self.free_slots.extend(new.rev());
         true

@@ -6,10 +6,11 @@ use std::panic::Location;
 use super::event::SpawnInfo;
 use super::records::{FoldedTask, Task};
 use super::state::State;
+use crate::ids::{Tag, TaskId};
 use crate::snapshot::EndedBy;
 
 impl State {
-    pub(super) fn task_announced(&mut self, t: u64, delta: i64, now: u64) {
+    pub(super) fn task_announced(&mut self, t: Tag, delta: i64, now: u64) {
         let Some(id) = self.conn_of_tag(t) else {
             if let Some(f) = self.folded_tags.get_mut(&t) {
                 f.pending += delta;
@@ -25,8 +26,8 @@ impl State {
 
     pub(super) fn task_spawned(
         &mut self,
-        t: u64,
-        task: u64,
+        t: Tag,
+        task: TaskId,
         location: &'static Location<'static>,
         info: SpawnInfo,
         now: u64,
@@ -80,7 +81,7 @@ impl State {
         }
     }
 
-    pub(super) fn task_ended(&mut self, task: u64, ended_by: EndedBy, now: u64) {
+    pub(super) fn task_ended(&mut self, task: TaskId, ended_by: EndedBy, now: u64) {
         if let Some(f) = self.folded_tasks.remove(&task) {
             self.counters.ended += 1;
             if let Some(e) = self.folded_tags.get_mut(&f.tag) {
@@ -128,7 +129,7 @@ impl State {
         }
     }
 
-    fn forget_folded_tag_if_done(&mut self, t: u64) {
+    fn forget_folded_tag_if_done(&mut self, t: Tag) {
         if self
             .folded_tags
             .get(&t)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::state::{Class, Conn, Counters, State, Task};
 use crate::heap::slots::{Counts, SlotTable};
+use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals,
@@ -17,7 +18,7 @@ use crate::snapshot::{
 #[derive(Clone)]
 pub(super) struct ConnRow {
     id: u64,
-    tag: u64,
+    tag: Tag,
     label: Arc<str>,
     peer: Option<Arc<str>>,
     runtime: Option<u64>,
@@ -33,7 +34,7 @@ pub(super) struct ConnRow {
 /// What the totals need of every connection (plain data, no names).
 #[derive(Clone, Copy)]
 pub(super) struct ConnTot {
-    tag: u64,
+    tag: Tag,
     closed_at_ms: Option<u64>,
     alive: u64,
     alive_attached: u64,
@@ -76,7 +77,7 @@ pub(super) struct Frozen {
 
 fn conn_row(c: &Conn) -> ConnRow {
     ConnRow {
-        id: c.id,
+        id: c.id.0,
         tag: c.tag,
         label: c.label.clone(),
         peer: c.peer.clone(),
@@ -102,8 +103,8 @@ fn conn_tot(c: &Conn) -> ConnTot {
 
 fn task_row(t: &Task) -> TaskRow {
     TaskRow {
-        id: t.id,
-        conn_id: t.conn_id,
+        id: t.id.0,
+        conn_id: t.conn_id.0,
         name: t.name.clone(),
         location: t.location,
         spawned_at_ms: t.spawned_at_ms,
@@ -167,14 +168,14 @@ impl Frozen {
                 }
             }
             Which::Conn(id) => {
-                if let Some(c) = st.conns.get(&id) {
+                if let Some(c) = st.conns.get(&ConnId(id)) {
                     conns.push(conn_row(c));
                     let ids = c.alive_ids.iter().chain(c.ended.iter());
                     tasks = ids.filter_map(|t| st.tasks.get(t)).map(task_row).collect();
                 }
             }
             Which::Task(id) => {
-                if let Some(t) = st.tasks.get(&id) {
+                if let Some(t) = st.tasks.get(&TaskId(id)) {
                     tasks.push(task_row(t));
                     conns.extend(st.conns.get(&t.conn_id).map(conn_row));
                 }
@@ -204,7 +205,7 @@ impl Frozen {
         closed.is_some_and(|c| self.now.saturating_sub(c) > self.grace)
     }
 
-    fn counts(&self, tag: u64) -> Counts {
+    fn counts(&self, tag: Tag) -> Counts {
         if self.tracking {
             self.slots.read(tag)
         } else {

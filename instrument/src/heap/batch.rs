@@ -8,7 +8,7 @@
 //! destructor, so it works before `main`, in thread-local destructors and during exit.
 //!
 //! **No count is ever stranded.** Counts are batched only inside a region: a hooked task poll
-//! (before-poll to after-poll), a connection scope's poll, or a [`crate::tag::enter`] guard
+//! (before-poll to after-poll), a connection scope's poll, or a tag guard (`tag::enter`)
 //! (`in_scope`, `spawn_blocking`, `untracked`). Leaving the outermost region flushes. Outside
 //! every region (a blocking-pool thread running plain `spawn_blocking`, a plain std thread,
 //! a runtime without hooks between polls) each count goes straight to the shared counters, so
@@ -17,6 +17,7 @@
 use std::cell::Cell;
 
 use crate::heap::slots::{self, Delta};
+use crate::ids::Tag;
 
 const ENTRIES: usize = 4;
 /// A packed counter holds bytes in its low 40 bits and blocks in its high 24.
@@ -29,7 +30,7 @@ const FLUSH_BYTES: u64 = 256 * 1024;
 const DIRECT_BYTES: u64 = 1 << 38;
 
 pub(super) struct Cache {
-    tags: [Cell<u64>; ENTRIES],
+    tags: [Cell<Tag>; ENTRIES],
     /// Packed (blocks << 48 | bytes) allocated per entry.
     allocs: [Cell<u64>; ENTRIES],
     /// Packed (blocks << 48 | bytes) freed per entry.
@@ -46,13 +47,13 @@ pub(super) struct Cache {
     direct_from: Cell<u64>,
     /// The tag of the code running on this thread (see `crate::tag`); kept here so the
     /// allocator reaches everything it needs through one thread-local.
-    pub(crate) current: Cell<u64>,
+    pub(crate) current: Cell<Tag>,
 }
 
 thread_local! {
     static CACHE: Cache = const {
         Cache {
-            tags: [const { Cell::new(0) }; ENTRIES],
+            tags: [const { Cell::new(Tag::NONE) }; ENTRIES],
             allocs: [const { Cell::new(0) }; ENTRIES],
             frees: [const { Cell::new(0) }; ENTRIES],
             victim: Cell::new(0),
@@ -60,14 +61,14 @@ thread_local! {
             depth: Cell::new(0),
             regions: Cell::new(0),
             direct_from: Cell::new(0),
-            current: Cell::new(0),
+            current: Cell::new(Tag::NONE),
         }
     };
 }
 
 impl Cache {
     #[inline(always)]
-    fn index(&self, tag: u64) -> usize {
+    fn index(&self, tag: Tag) -> usize {
         for i in 0..ENTRIES {
             if self.tags[i].get() == tag {
                 return i;
@@ -78,7 +79,7 @@ impl Cache {
 
     /// Gives `tag` the victim entry, flushing what the victim held.
     #[cold]
-    fn replace(&self, tag: u64) -> usize {
+    fn replace(&self, tag: Tag) -> usize {
         let i = self.victim.get();
         self.victim.set((i + 1) % ENTRIES);
         self.flush_entry(i);
@@ -101,7 +102,7 @@ impl Cache {
     }
 
     #[inline(always)]
-    fn count(&self, alloc: bool, tag: u64, bytes: u64) {
+    fn count(&self, alloc: bool, tag: Tag, bytes: u64) {
         if bytes >= self.direct_from.get() {
             direct(tag, bytes, alloc);
             return;
@@ -118,13 +119,13 @@ impl Cache {
 
     /// Counts an allocation of `bytes` for `tag`.
     #[inline(always)]
-    pub(super) fn on_alloc(&self, tag: u64, bytes: u64) {
+    pub(super) fn on_alloc(&self, tag: Tag, bytes: u64) {
         self.count(true, tag, bytes);
     }
 
     /// Counts a free of `bytes` owned by `tag`.
     #[inline(always)]
-    pub(super) fn on_free(&self, tag: u64, bytes: u64) {
+    pub(super) fn on_free(&self, tag: Tag, bytes: u64) {
         self.count(false, tag, bytes);
     }
 
@@ -164,16 +165,18 @@ impl Cache {
     }
 }
 
-/// The current tag of this thread (0 if the thread-local is gone).
+/// The current tag of this thread (none if the thread-local is gone).
 #[inline(always)]
-pub(crate) fn current() -> u64 {
-    CACHE.try_with(|c| c.current.get()).unwrap_or(0)
+pub(crate) fn current() -> Tag {
+    CACHE.try_with(|c| c.current.get()).unwrap_or(Tag::NONE)
 }
 
 /// Replaces the current tag of this thread, returning the previous one.
 #[inline(always)]
-pub(crate) fn replace_current(tag: u64) -> u64 {
-    CACHE.try_with(|c| c.current.replace(tag)).unwrap_or(0)
+pub(crate) fn replace_current(tag: Tag) -> Tag {
+    CACHE
+        .try_with(|c| c.current.replace(tag))
+        .unwrap_or(Tag::NONE)
 }
 
 /// Runs `f` with this thread's cache; `None` only if the thread-local is gone (it has no
@@ -184,7 +187,7 @@ pub(super) fn with<R>(f: impl FnOnce(&Cache) -> R) -> Option<R> {
 }
 
 /// Applies one count directly, for the (theoretical) case of a missing thread-local.
-pub(super) fn direct(tag: u64, bytes: u64, alloc: bool) {
+pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
     let d = if alloc {
         Delta {
             alloc_bytes: bytes,
@@ -248,7 +251,7 @@ mod tests {
             c.flush();
             c.on_alloc(base, 10);
             for i in 1..=ENTRIES as u32 {
-                c.on_alloc(other + (u64::from(i) << 32), 1);
+                c.on_alloc(Tag::new(other.slot(), other.generation() + i), 1);
             }
         });
         // `base` lost its entry, so its count reached the shared counters.

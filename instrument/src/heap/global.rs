@@ -94,7 +94,7 @@ mod tracking {
 
     use super::TrackingAlloc;
     use crate::heap::batch;
-    use crate::tag;
+    use crate::ids::Tag;
 
     const HEADER: usize = 8;
 
@@ -134,13 +134,13 @@ mod tracking {
     /// `base` is a live block of at least `offset + user size` bytes with `offset >= 8`,
     /// aligned to `offset` (which is a multiple of 8).
     #[inline(always)]
-    unsafe fn finish(base: *mut u8, offset: usize, owner: u64) -> *mut u8 {
+    unsafe fn finish(base: *mut u8, offset: usize, owner: Tag) -> *mut u8 {
         // SAFETY: per the contract, `base + offset` is inside the block (or one past its end
         // for a zero-size request) and the 8 bytes before it are inside the block and
         // 8-aligned.
         unsafe {
             let user = base.add(offset);
-            user.sub(HEADER).cast::<u64>().write(owner);
+            user.sub(HEADER).cast::<u64>().write(owner.to_bits());
             user
         }
     }
@@ -175,7 +175,7 @@ mod tracking {
                 let owner = if outermost {
                     c.current.get()
                 } else {
-                    tag::UNTAGGED
+                    Tag::NONE
                 };
                 c.on_alloc(owner, size);
                 // SAFETY: `base` is a fresh block of `inner_layout`, as `finish` requires.
@@ -186,9 +186,9 @@ mod tracking {
                 if base.is_null() {
                     return base;
                 }
-                batch::direct(tag::UNTAGGED, size, true);
+                batch::direct(Tag::NONE, size, true);
                 // SAFETY: as above.
-                unsafe { finish(base, offset, tag::UNTAGGED) }
+                unsafe { finish(base, offset, Tag::NONE) }
             })
         }
     }
@@ -216,7 +216,8 @@ mod tracking {
             let (offset, inner_layout) = wrap_known(layout);
             // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
-            let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
+            let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
+            let owner = Tag::from_bits(bits);
             let size = layout.size() as u64;
             let free = |a: &A| {
                 // SAFETY: `base` is the inner block, allocated with `inner_layout`.
@@ -249,7 +250,8 @@ mod tracking {
             };
             // SAFETY: `ptr` was returned by `alloc_with` for `layout`, so the tag slot precedes
             // it and the inner block starts `offset` bytes before it with `inner_layout`.
-            let (owner, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
+            let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
+            let owner = Tag::from_bits(bits);
             let grow = |a: &A| {
                 // The inner realloc keeps the first `offset + min(old, new)` bytes, header
                 // included, so the owner's tag moves with the block.

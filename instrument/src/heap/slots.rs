@@ -23,6 +23,8 @@ use std::ops::Range;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::ids::Tag;
+
 /// Allocations made while no connection's code runs.
 pub(crate) const UNTAGGED_SLOT: usize = 0;
 /// Frees and late updates for connections whose slot was recycled.
@@ -164,8 +166,8 @@ impl SlotTable {
 
     /// The slot named by `tag` and the generation it must have, or `None` (stale).
     #[inline]
-    fn slot(&self, tag: u64) -> Option<(&Slot, u32)> {
-        let (slot, generation) = (crate::tag::slot_of(tag), crate::tag::generation_of(tag));
+    fn slot(&self, tag: Tag) -> Option<(&Slot, u32)> {
+        let (slot, generation) = (tag.slot(), tag.generation());
         match slot {
             UNTAGGED_SLOT => Some((&self.buckets[0], 0)),
             STALE_SLOT => Some((&self.buckets[1], 0)),
@@ -202,7 +204,7 @@ impl SlotTable {
     /// Applies a batch to the slot named by `tag`, or to the stale bucket if the slot has moved
     /// on. Lock-free, allocation-free, panic-free: safe on the allocator path.
     #[inline]
-    pub(crate) fn apply(&self, tag: u64, d: &Delta) {
+    pub(crate) fn apply(&self, tag: Tag, d: &Delta) {
         let mut rest = d.words();
         if let Some((s, generation)) = self.slot(tag)
             && s.generation.load(Ordering::Acquire) == generation
@@ -226,7 +228,7 @@ impl SlotTable {
     }
 
     /// Reads a slot's counts for the generation in `tag` (zeros if the slot moved on).
-    pub(crate) fn read(&self, tag: u64) -> Counts {
+    pub(crate) fn read(&self, tag: Tag) -> Counts {
         let Some((s, generation)) = self.slot(tag) else {
             return Counts::default();
         };
@@ -275,12 +277,12 @@ impl SlotTable {
 
     /// The untagged bucket's counts.
     pub(crate) fn untagged(&self) -> Counts {
-        self.read(UNTAGGED_SLOT as u64)
+        self.read(Tag::new(UNTAGGED_SLOT, 0))
     }
 
     /// The stale bucket's counts.
     pub(crate) fn stale(&self) -> Counts {
-        self.read(STALE_SLOT as u64)
+        self.read(Tag::new(STALE_SLOT, 0))
     }
 }
 
@@ -320,21 +322,21 @@ pub(crate) fn global() -> &'static SlotTable {
 
 /// Applies a batch to the process's table (the allocator's flush).
 #[inline]
-pub(crate) fn apply(tag: u64, d: &Delta) {
+pub(crate) fn apply(tag: Tag, d: &Delta) {
     global().apply(tag, d);
 }
 
 /// A tag on the `k`-th connection slot from the end of the process's table, freshly recycled
 /// to `generation` (for the allocator's unit tests, which use one slot each).
 #[cfg(test)]
-pub(crate) fn test_tag(k: usize, generation: u32) -> u64 {
+pub(crate) fn test_tag(k: usize, generation: u32) -> Tag {
     let t = init_global(crate::Config::default().max_tracked_connections);
     let slot = t.end() - k;
     let old = t
         .conn_slot(slot - FIRST_CONN_SLOT)
         .map_or(0, |s| s.generation.load(Ordering::Relaxed));
     t.recycle(slot, old, generation);
-    crate::tag::make(slot, generation)
+    Tag::new(slot, generation)
 }
 
 #[cfg(test)]

@@ -114,10 +114,11 @@ mod imp {
     use tokio::runtime::TaskMeta;
 
     use super::UserHooks;
-    use crate::heap as alloc;
+    use crate::collector::{self, Event};
+    use crate::heap::batch;
+    use crate::ids::{Tag, TaskId};
     use crate::snapshot::EndedBy;
-    use crate::tag::task_table;
-    use crate::{collector, tag};
+    use crate::tag::{self, handoff, task_table};
 
     pub(super) fn install(b: &mut tokio::runtime::Builder, user: UserHooks) {
         collector::get().mark_hooks_installed();
@@ -160,7 +161,7 @@ mod imp {
         ONCE.call_once(|| {
             let prev = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                tag::mark_panicked_poll();
+                handoff::mark_panicked_poll();
                 prev(info)
             }));
         });
@@ -169,16 +170,16 @@ mod imp {
     #[inline]
     fn on_spawn(m: &TaskMeta<'_>) {
         let mut t = tag::current();
-        if t == tag::UNTAGGED {
-            t = crate::wrap::io::take_accepted_for_spawn();
+        if t.is_none() {
+            t = handoff::take_accepted_for_spawn();
         }
-        if t == tag::UNTAGGED {
+        if t.is_none() {
             // Untagged code (the common case outside connections): nothing else to do.
             // (`leakscope::spawn` sets its pending info only inside a connection.)
             return;
         }
-        let info = crate::tag::spawn::take_pending();
-        let id = tag::task_id_u64(m.id());
+        let info = handoff::take_pending();
+        let id = TaskId::of(m.id());
         if !task_table::insert(id, t) && task_table::dropped() == 1 {
             collector::get().warn(
                 "more than 66,000 tagged tasks alive with colliding ids: some run untagged (their \
@@ -186,7 +187,7 @@ mod imp {
                     .to_owned(),
             );
         }
-        collector::get().send(collector::Event::TaskSpawned {
+        collector::get().send(Event::TaskSpawned {
             tag: t,
             task: id,
             location: m.spawned_at(),
@@ -195,37 +196,37 @@ mod imp {
     }
 
     fn on_terminate(m: &TaskMeta<'_>) {
-        let id = tag::task_id_u64(m.id());
+        let id = TaskId::of(m.id());
         if task_table::remove(id) == task_table::Removed::Untagged {
             return;
         }
-        let ended_by = if tag::polling() != id {
+        let ended_by = if handoff::polling() != Some(id) {
             EndedBy::Shutdown
-        } else if tag::take_panicked() == id {
+        } else if handoff::take_panicked() == Some(id) {
             EndedBy::Panicked
-        } else if tag::take_dropped_early() == id {
+        } else if handoff::take_dropped_early() == Some(id) {
             EndedBy::Aborted
         } else {
             EndedBy::Completed
         };
-        collector::get().send(collector::Event::TaskEnded { task: id, ended_by });
+        collector::get().send(Event::TaskEnded { task: id, ended_by });
     }
 
     #[inline]
     fn before_poll_hook(m: &TaskMeta<'_>) {
-        let id = tag::task_id_u64(m.id());
+        let id = TaskId::of(m.id());
         // The poll is an allocator region: counts are batched and flushed by the after-poll
         // hook, so the counters lag by at most one poll.
-        tag::set_polling(id);
-        alloc::batch::enter_region();
+        handoff::set_polling(Some(id));
+        batch::enter_region();
         tag::set(task_table::get(id));
     }
 
     #[inline]
     fn after_poll_hook(_m: &TaskMeta<'_>) {
-        tag::set(tag::UNTAGGED);
+        tag::set(Tag::NONE);
         // Leaving the poll's region flushes its batched counts.
-        alloc::batch::leave_region();
-        tag::set_polling(0);
+        batch::leave_region();
+        handoff::set_polling(None);
     }
 }

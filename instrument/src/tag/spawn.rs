@@ -83,7 +83,6 @@ where
 
 #[cfg(feature = "enabled")]
 mod imp {
-    use std::cell::RefCell;
     use std::future::Future;
     use std::panic::Location;
     use std::pin::Pin;
@@ -92,32 +91,10 @@ mod imp {
     use tokio::task::JoinHandle;
 
     use crate::collector::{self, Event, SpawnInfo};
+    use crate::ids::{Tag, TaskId};
     use crate::snapshot::EndedBy;
-    use crate::tag;
-
-    thread_local! {
-        /// What the next spawn hook on this thread should record (set around our spawn call).
-        static PENDING: RefCell<Option<SpawnInfo>> = const { RefCell::new(None) };
-    }
-
-    /// Taken by the spawn hook.
-    pub(crate) fn take_pending() -> Option<SpawnInfo> {
-        PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten()
-    }
-
-    fn set_pending(info: Option<SpawnInfo>) {
-        let _ = PENDING.try_with(|p| *p.borrow_mut() = info);
-    }
-
-    /// Clears the pending spawn info when dropped, also when the spawn panics, so a stale name
-    /// or `detached` flag never reaches the next spawn on this thread.
-    struct ClearPending;
-
-    impl Drop for ClearPending {
-        fn drop(&mut self) {
-            set_pending(None);
-        }
-    }
+    use crate::tag::handoff::{self, ClearPending, set_pending, take_pending};
+    use crate::tag::{self, task_table};
 
     fn send(ev: Event) {
         collector::get().send(ev);
@@ -130,7 +107,7 @@ mod imp {
         F::Output: Send + 'static,
     {
         let t = tag::current();
-        if t == tag::UNTAGGED {
+        if t.is_none() {
             return tokio::spawn(fut);
         }
         let location = Location::caller();
@@ -212,16 +189,18 @@ mod imp {
         R: Send + 'static,
     {
         let t = tag::current();
-        if t == tag::UNTAGGED {
+        if t.is_none() {
             return tokio::task::spawn_blocking(f);
         }
         let location = Location::caller();
         tokio::task::spawn_blocking(move || {
             // A region: counts made by the closure are flushed when it returns.
             let _t = tag::enter(t);
-            let mut guard = BlockingGuard { id: 0, done: false };
-            if let Some(id) = tokio::task::try_id() {
-                guard.id = tag::task_id_u64(id);
+            let mut guard = BlockingGuard {
+                id: TaskId::current(),
+                done: false,
+            };
+            if let Some(task) = guard.id {
                 let info = SpawnInfo {
                     blocking: true,
                     wrapped: true,
@@ -229,7 +208,7 @@ mod imp {
                 };
                 send(Event::TaskSpawned {
                     tag: t,
-                    task: guard.id,
+                    task,
                     location,
                     info,
                 });
@@ -241,22 +220,19 @@ mod imp {
     }
 
     struct BlockingGuard {
-        id: u64,
+        id: Option<TaskId>,
         done: bool,
     }
 
     impl Drop for BlockingGuard {
         fn drop(&mut self) {
-            if self.id != 0 {
+            if let Some(task) = self.id {
                 let ended_by = if self.done {
                     EndedBy::Completed
                 } else {
                     EndedBy::Panicked
                 };
-                send(Event::TaskEnded {
-                    task: self.id,
-                    ended_by,
-                });
+                send(Event::TaskEnded { task, ended_by });
             }
         }
     }
@@ -270,7 +246,7 @@ mod imp {
         /// Announced, not yet polled: registers itself on its first poll.
         Announced(&'static Location<'static>, SpawnInfo),
         /// Registered itself: it tags its own polls and reports its own end.
-        Registered(u64),
+        Registered(TaskId),
         /// Its future returned.
         Done,
     }
@@ -283,7 +259,7 @@ mod imp {
         struct Tracked<F> {
             #[pin]
             fut: F,
-            tag: u64,
+            tag: Tag,
             life: Life,
             // Set while the inner future is being polled: still set in drop = it panicked.
             in_poll: bool,
@@ -292,7 +268,7 @@ mod imp {
         impl<F> PinnedDrop for Tracked<F> {
             fn drop(this: Pin<&mut Self>) {
                 let this = this.project();
-                let id = tokio::task::try_id().map(tag::task_id_u64);
+                let id = TaskId::current();
                 let how = if *this.in_poll { EndedBy::Panicked } else { EndedBy::Aborted };
                 match (&*this.life, id) {
                     (Life::Done, _) | (_, None) => {}
@@ -300,15 +276,15 @@ mod imp {
                         // Never polled: never registered, no longer pending.
                         send(Event::TaskAnnounced { tag: *this.tag, delta: -1 });
                     }
-                    (Life::Unknown(..), Some(id)) if crate::tag::task_table::get(id) == 0 => {
+                    (Life::Unknown(..), Some(id)) if task_table::get(id).is_none() => {
                         send(Event::TaskAnnounced { tag: *this.tag, delta: -1 });
                     }
                     (Life::Unknown(..) | Life::Hooked, Some(id)) => {
                         // The terminate hook records the end; tell it what we saw.
                         if how == EndedBy::Panicked {
-                            tag::mark_panicked_poll();
+                            handoff::mark_panicked_poll();
                         } else {
-                            tag::mark_dropped_early(id);
+                            handoff::mark_dropped_early(id);
                         }
                     }
                     (Life::Registered(id), _) => {
@@ -320,7 +296,7 @@ mod imp {
     }
 
     impl<F> Tracked<F> {
-        fn new(fut: F, tag: u64, life: Life) -> Self {
+        fn new(fut: F, tag: Tag, life: Life) -> Self {
             Tracked {
                 fut,
                 tag,
@@ -336,12 +312,12 @@ mod imp {
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = self.project();
             if let Life::Unknown(..) | Life::Announced(..) = this.life {
-                let id = tokio::task::try_id().map_or(0, tag::task_id_u64);
-                let hooked =
-                    matches!(this.life, Life::Unknown(..)) && crate::tag::task_table::get(id) != 0;
+                let id = TaskId::current();
+                let hooked = matches!(this.life, Life::Unknown(..))
+                    && id.is_some_and(|id| !task_table::get(id).is_none());
                 let registering = std::mem::replace(this.life, Life::Hooked);
                 if !hooked
-                    && id != 0
+                    && let Some(id) = id
                     && let Life::Unknown(location, info) | Life::Announced(location, info) =
                         registering
                 {
@@ -364,7 +340,7 @@ mod imp {
             if out.is_ready() {
                 let done = std::mem::replace(this.life, Life::Done);
                 // A panic caught inside the task marked this poll; it did not end the task.
-                tag::take_panicked();
+                handoff::take_panicked();
                 if let (Life::Registered(id), Some(_)) = (done, &own) {
                     send(Event::TaskEnded {
                         task: id,
@@ -377,6 +353,3 @@ mod imp {
         }
     }
 }
-
-#[cfg(feature = "enabled")]
-pub(crate) use imp::take_pending;

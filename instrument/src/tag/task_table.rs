@@ -14,6 +14,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::ids::{Tag, TaskId};
+
 const SETS: usize = 1 << 14;
 const WAYS: usize = 4;
 const OVERFLOW: usize = 1024;
@@ -68,7 +70,8 @@ fn find(entries: &[Entry], id: u64) -> Option<&Entry> {
 
 /// Records that task `id` belongs to `tag`. Returns `false` if the task could not be placed
 /// (its polls will run untagged; see the module docs).
-pub(crate) fn insert(id: u64, tag: u64) -> bool {
+pub(crate) fn insert(id: TaskId, tag: Tag) -> bool {
+    let (id, tag) = (id.0, tag.to_bits());
     LIVE.fetch_add(1, Ordering::Relaxed);
     let s = set(id);
     if claim(&TABLE[s], id, tag) {
@@ -82,9 +85,14 @@ pub(crate) fn insert(id: u64, tag: u64) -> bool {
     false
 }
 
-/// The tag of task `id`, or 0.
+/// The tag of task `id` (none for an untagged task).
 #[inline]
-pub(crate) fn get(id: u64) -> u64 {
+pub(crate) fn get(id: TaskId) -> Tag {
+    Tag::from_bits(get_bits(id.0))
+}
+
+#[inline]
+fn get_bits(id: u64) -> u64 {
     if LIVE.load(Ordering::Relaxed) == 0 {
         return 0;
     }
@@ -102,7 +110,7 @@ pub(crate) fn get(id: u64) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Removed {
     /// The task's tag.
-    Tagged(u64),
+    Tagged(Tag),
     /// Not in the table: an untagged task.
     Untagged,
     /// Not in the table, but some tasks could not be placed: it may be one of them.
@@ -111,7 +119,8 @@ pub(crate) enum Removed {
 
 /// Forgets task `id`.
 #[inline]
-pub(crate) fn remove(id: u64) -> Removed {
+pub(crate) fn remove(id: TaskId) -> Removed {
+    let id = id.0;
     if LIVE.load(Ordering::Relaxed) == 0 {
         return Removed::Untagged;
     }
@@ -129,7 +138,7 @@ pub(crate) fn remove(id: u64) -> Removed {
             SPILLED[s].fetch_sub(1, Ordering::Release);
         }
         LIVE.fetch_sub(1, Ordering::Relaxed);
-        return Removed::Tagged(tag);
+        return Removed::Tagged(Tag::from_bits(tag));
     }
     if DROPPED.load(Ordering::Relaxed) != 0 {
         Removed::Unknown
@@ -151,20 +160,21 @@ mod tests {
     fn colliding_ids_spill_and_come_back_without_locks() {
         // Ids far above what tokio hands out in this test binary, all in one set.
         let base = (1u64 << 40) + 7;
-        let ids: Vec<u64> = (0..6).map(|i| base + i * SETS as u64).collect();
+        let ids: Vec<TaskId> = (0..6).map(|i| TaskId(base + i * SETS as u64)).collect();
+        let tag = |i: usize| Tag::new(100 + i, 1);
         for (i, &id) in ids.iter().enumerate() {
-            assert!(insert(id, 100 + i as u64));
+            assert!(insert(id, tag(i)));
         }
         assert!(SPILLED[set(base)].load(Ordering::Relaxed) >= 2);
         for (i, &id) in ids.iter().enumerate() {
-            assert_eq!(get(id), 100 + i as u64);
+            assert_eq!(get(id), tag(i));
         }
-        assert_eq!(get(base + 1), 0);
+        assert_eq!(get(TaskId(base + 1)), Tag::NONE);
         for (i, &id) in ids.iter().enumerate().rev() {
-            assert_eq!(remove(id), Removed::Tagged(100 + i as u64));
-            assert_eq!(get(id), 0);
+            assert_eq!(remove(id), Removed::Tagged(tag(i)));
+            assert_eq!(get(id), Tag::NONE);
         }
         assert_eq!(SPILLED[set(base)].load(Ordering::Relaxed), 0);
-        assert_eq!(remove(base), Removed::Untagged);
+        assert_eq!(remove(TaskId(base)), Removed::Untagged);
     }
 }

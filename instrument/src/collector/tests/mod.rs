@@ -47,7 +47,7 @@ impl Model {
             "opened = open + closed + ignored: {t:?}"
         );
         assert_eq!(t.tasks_spawned, t.live_tasks + t.tasks_ended, "{t:?}");
-        let counted = |m: &MTask| m.tag != 0;
+        let counted = |m: &MTask| !m.tag.is_none();
         let spawned = self.tasks.iter().filter(|m| counted(m)).count() as u64;
         let alive = self.tasks.iter().filter(|m| counted(m) && m.alive).count() as u64;
         assert_eq!(t.tasks_spawned, spawned, "spawned");
@@ -85,11 +85,11 @@ impl Model {
         self.prev = t.clone();
         // Nothing invented, nothing lost: every listed connection shows the model's truth.
         for (k, m) in self.conns.iter().enumerate() {
-            let Some(c) = s.connection(m.id) else {
+            let Some(c) = s.connection(m.id.0) else {
                 continue;
             };
             assert!(!m.ignored, "an ignored connection is never listed");
-            assert_eq!(c.live_bytes, self.bytes_of(k), "live bytes of {}", m.id);
+            assert_eq!(c.live_bytes, self.bytes_of(k), "live bytes of {:?}", m.id);
             let mine = |x: &&MTask| x.conn == k && x.alive && counted(x);
             let alive_attached = self
                 .tasks
@@ -102,7 +102,7 @@ impl Model {
             } else {
                 0
             };
-            assert_eq!(c.orphan_tasks, want as u64, "orphans of {}", m.id);
+            assert_eq!(c.orphan_tasks, want as u64, "orphans of {:?}", m.id);
             let leaking_memory = self.past_grace(m) && self.bytes_of(k) > THRESHOLD;
             assert_eq!(
                 c.leaking_memory, leaking_memory,
@@ -186,7 +186,7 @@ fn a_leak_among_many_fast_clean_closes_is_still_judged() {
     m.step(Op::Advance(GRACE + 1));
     let s = m.snapshot();
     let leak = s
-        .connection(m.conns[0].id)
+        .connection(m.conns[0].id.0)
         .expect("the leak is still listed");
     assert!(leak.leaking_memory);
     assert_eq!(s.totals.connections_leaking_memory, 1);

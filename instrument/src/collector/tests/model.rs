@@ -11,6 +11,7 @@ use crate::collector::event::{Applied, Event, SpawnInfo};
 use crate::collector::state::State;
 use crate::config::Config;
 use crate::heap::slots::{Delta, SlotTable};
+use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::{EndedBy, Totals};
 
 #[derive(Debug, Clone)]
@@ -77,8 +78,8 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Debug, Clone)]
 pub(super) struct MConn {
-    pub(super) id: u64,
-    pub(super) tag: u64,
+    pub(super) id: ConnId,
+    pub(super) tag: Tag,
     pub(super) closed_at: Option<u64>,
     pub(super) ignored: bool,
 }
@@ -86,8 +87,8 @@ pub(super) struct MConn {
 #[derive(Debug, Clone)]
 pub(super) struct MTask {
     pub(super) conn: usize,
-    pub(super) tag: u64,
-    pub(super) id: u64,
+    pub(super) tag: Tag,
+    pub(super) id: TaskId,
     pub(super) detached: bool,
     pub(super) alive: bool,
 }
@@ -95,7 +96,7 @@ pub(super) struct MTask {
 #[derive(Debug, Clone)]
 pub(super) struct MBlock {
     pub(super) conn: usize,
-    pub(super) tag: u64,
+    pub(super) tag: Tag,
     pub(super) bytes: u64,
 }
 
@@ -106,7 +107,7 @@ pub(super) struct Model {
     pub(super) conns: Vec<MConn>,
     pub(super) tasks: Vec<MTask>,
     /// Announced explicit-spawn tasks not yet registered or dropped: (conn, tag).
-    pub(super) announced: Vec<(usize, u64)>,
+    pub(super) announced: Vec<(usize, Tag)>,
     pub(super) blocks: Vec<MBlock>,
     pub(super) next_task: u64,
     pub(super) prev: Totals,
@@ -150,8 +151,8 @@ impl Model {
         self.st.apply(ev, self.now)
     }
 
-    fn spawn(&mut self, conn: usize, tag: u64, detached: bool, was_pending: bool) {
-        let id = self.next_task;
+    fn spawn(&mut self, conn: usize, tag: Tag, detached: bool, was_pending: bool) {
+        let id = TaskId(self.next_task);
         self.next_task += 1;
         let info = SpawnInfo {
             detached,
@@ -217,7 +218,7 @@ impl Model {
             Op::Spawn { conn, detached } => {
                 if let Some(k) = pick(&self.conns, conn) {
                     let c = &self.conns[k];
-                    if c.closed_at.is_none() && !c.ignored && c.tag != 0 {
+                    if c.closed_at.is_none() && !c.ignored && !c.tag.is_none() {
                         self.spawn(k, c.tag, detached, false);
                     }
                 }
@@ -233,7 +234,7 @@ impl Model {
             Op::Announce(i) => {
                 if let Some(k) = pick(&self.conns, i) {
                     let c = &self.conns[k];
-                    if c.closed_at.is_none() && !c.ignored && c.tag != 0 {
+                    if c.closed_at.is_none() && !c.ignored && !c.tag.is_none() {
                         let tag = c.tag;
                         self.send(Event::TaskAnnounced { tag, delta: 1 });
                         self.announced.push((k, tag));
@@ -258,7 +259,7 @@ impl Model {
             Op::RaceRegister { conn, detached } => {
                 if let Some(k) = pick(&self.conns, conn) {
                     let c = &self.conns[k];
-                    if c.closed_at.is_none() && !c.ignored && c.tag != 0 {
+                    if c.closed_at.is_none() && !c.ignored && !c.tag.is_none() {
                         let tag = c.tag;
                         self.spawn(k, tag, detached, true);
                         self.send(Event::TaskAnnounced { tag, delta: 1 });

@@ -1,7 +1,11 @@
 //! The slot table: late updates after recycling, word-generation wrap, growth.
 
 use super::*;
-use crate::tag::make;
+use crate::ids::Tag;
+
+fn make(slot: usize, generation: u32) -> Tag {
+    Tag::new(slot, generation)
+}
 
 fn alloc(n: u64) -> Delta {
     Delta {

@@ -45,7 +45,7 @@ mod imp {
         async fn accept(&mut self) -> (Self::Io, Self::Addr) {
             let (io, addr) = self.inner.accept().await;
             let conn = Connection::open("http", Some(format!("{addr:?}")));
-            crate::wrap::io::set_accepted(conn.tag());
+            crate::tag::handoff::set_accepted(conn.tag());
             (TrackedIo::new(io, conn), addr)
         }
 

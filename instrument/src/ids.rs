@@ -1,0 +1,125 @@
+//! The ids that travel from a socket to a red row, as types: a connection's [`ConnId`], the
+//! [`Tag`] its code carries (and its heap blocks, in their headers), and tokio's [`TaskId`].
+//! The tag's packing is known here and nowhere else.
+
+/// A connection slot and its generation: `generation << 32 | slot`, the 8 bytes the allocator
+/// writes before every block. [`Tag::NONE`] is no connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+#[repr(transparent)]
+pub(crate) struct Tag(u64);
+
+impl Tag {
+    /// No connection: the tool's own work, or code outside every connection.
+    pub(crate) const NONE: Tag = Tag(0);
+
+    /// The tag of `slot` at `generation`.
+    #[inline]
+    pub(crate) const fn new(slot: usize, generation: u32) -> Tag {
+        Tag(((generation as u64) << 32) | slot as u64)
+    }
+
+    /// The slot part.
+    #[inline]
+    pub(crate) const fn slot(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+
+    /// The generation part.
+    #[inline]
+    pub(crate) const fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// Whether this is [`Tag::NONE`].
+    #[inline]
+    pub(crate) const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The header word.
+    #[inline]
+    pub(crate) const fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// A tag read back from a header word.
+    #[inline]
+    pub(crate) const fn from_bits(bits: u64) -> Tag {
+        Tag(bits)
+    }
+}
+
+/// leakscope's id of a connection: process-wide, never reused (`ConnectionInfo::id`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub(crate) struct ConnId(pub(crate) u64);
+
+/// tokio's id of a task, as the number tokio-console shows (`TaskInfo::id`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub(crate) struct TaskId(pub(crate) u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl TaskId {
+    /// tokio's id as a number (tokio offers no accessor; its `Hash` writes the `u64`).
+    pub(crate) fn of(id: tokio::task::Id) -> TaskId {
+        TaskId(id_u64(&id))
+    }
+
+    /// The task running this code, if any.
+    pub(crate) fn current() -> Option<TaskId> {
+        tokio::task::try_id().map(TaskId::of)
+    }
+}
+
+/// A tokio id (task or runtime) as a number: its `Hash` writes one integer.
+pub(crate) fn id_u64(id: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    struct Capture(u64);
+    impl Hasher for Capture {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 << 8) | u64::from(*b);
+            }
+        }
+        fn write_u64(&mut self, v: u64) {
+            self.0 = v;
+        }
+    }
+    let mut h = Capture(0);
+    id.hash(&mut h);
+    h.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_packs_slot_and_generation() {
+        let t = Tag::new(12_345, 7);
+        assert_eq!((t.slot(), t.generation()), (12_345, 7));
+        assert_eq!(Tag::from_bits(t.to_bits()), t);
+        assert!(Tag::NONE.is_none() && !t.is_none());
+    }
+
+    #[tokio::test]
+    async fn task_ids_convert_to_their_display_number() {
+        let h = tokio::spawn(async {});
+        let id = h.id();
+        h.await.unwrap();
+        assert_eq!(TaskId::of(id).0.to_string(), id.to_string());
+    }
+}

@@ -1,0 +1,82 @@
+//! Step 4, **show**: the public read side. Every question goes to a [`Source`]: the collector
+//! with the `enabled` feature, or [`Off`], which answers "disabled", without it. The feature is
+//! looked at once, in [`source`].
+
+use crate::config::Config;
+use crate::snapshot::{Mode, Snapshot};
+
+/// What the public functions ask.
+pub(crate) trait Source {
+    fn mode(&self) -> Mode;
+    fn snapshot(&self) -> Snapshot;
+    fn summary(&self, orphan_limit: usize) -> Snapshot;
+    fn connection(&self, id: u64) -> Option<Snapshot>;
+    fn task(&self, id: u64) -> Option<Snapshot>;
+    fn config(&self) -> Config;
+}
+
+/// The answers with the feature off.
+#[cfg_attr(feature = "enabled", allow(dead_code))]
+pub(crate) struct Off;
+
+#[cfg_attr(feature = "enabled", allow(dead_code))]
+impl Off {
+    fn empty() -> Snapshot {
+        Snapshot::empty(Mode::Disabled, Config::DEFAULT_GRACE.as_millis() as u64)
+    }
+}
+
+impl Source for Off {
+    fn mode(&self) -> Mode {
+        Mode::Disabled
+    }
+    fn snapshot(&self) -> Snapshot {
+        Off::empty()
+    }
+    fn summary(&self, _orphan_limit: usize) -> Snapshot {
+        Off::empty()
+    }
+    fn connection(&self, _id: u64) -> Option<Snapshot> {
+        None
+    }
+    fn task(&self, _id: u64) -> Option<Snapshot> {
+        None
+    }
+    fn config(&self) -> Config {
+        Config::default()
+    }
+}
+
+#[cfg(feature = "enabled")]
+impl Source for crate::collector::Collector {
+    fn mode(&self) -> Mode {
+        self.mode()
+    }
+    fn snapshot(&self) -> Snapshot {
+        self.snapshot()
+    }
+    fn summary(&self, orphan_limit: usize) -> Snapshot {
+        self.summary(orphan_limit)
+    }
+    fn connection(&self, id: u64) -> Option<Snapshot> {
+        self.connection(id)
+    }
+    fn task(&self, id: u64) -> Option<Snapshot> {
+        self.task(id)
+    }
+    fn config(&self) -> Config {
+        self.config.clone()
+    }
+}
+
+/// The collector, or [`Off`].
+pub(crate) fn source() -> &'static dyn Source {
+    #[cfg(feature = "enabled")]
+    {
+        crate::collector::get()
+    }
+    #[cfg(not(feature = "enabled"))]
+    {
+        &Off
+    }
+}
