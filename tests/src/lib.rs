@@ -16,6 +16,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A WebSocket client over a TCP connection whose local address we know (it is the server's
 /// `peer`, which identifies the connection in the snapshot).
+#[derive(Debug)]
 pub struct Client {
     /// The socket.
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

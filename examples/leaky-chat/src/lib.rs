@@ -21,7 +21,7 @@ use axum::routing::get;
 use tokio::sync::broadcast;
 
 /// Shared state of the chat.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     /// Every chat message goes to every connected client.
     pub tx: broadcast::Sender<String>,

@@ -33,6 +33,14 @@ pub struct TrackingAlloc<A> {
     inner: A,
 }
 
+impl<A> std::fmt::Debug for TrackingAlloc<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackingAlloc")
+            .field("inner", &std::any::type_name::<A>())
+            .finish()
+    }
+}
+
 impl<A> TrackingAlloc<A> {
     /// Wraps `inner`.
     pub const fn new(inner: A) -> Self {

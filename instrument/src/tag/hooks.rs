@@ -62,6 +62,18 @@ pub struct UserHooks {
     after_poll: Option<Hook>,
 }
 
+impl std::fmt::Debug for UserHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("UserHooks");
+        #[cfg(tokio_unstable)]
+        d.field("spawn", &self.spawn.is_some())
+            .field("terminate", &self.terminate.is_some())
+            .field("before_poll", &self.before_poll.is_some())
+            .field("after_poll", &self.after_poll.is_some());
+        d.finish()
+    }
+}
+
 #[cfg(tokio_unstable)]
 impl UserHooks {
     /// Runs `f` after leakscope's spawn hook.

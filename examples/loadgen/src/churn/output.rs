@@ -20,6 +20,7 @@ impl ChurnResult {
 }
 
 /// Everything a run measured.
+#[derive(Debug)]
 pub struct Run<'a> {
     /// What was run.
     pub cfg: &'a ChurnConfig,

@@ -15,6 +15,7 @@ use crate::{Connection, tag};
 /// connection's scope *before* axum spawns its upgrade task, so that task (which builds the
 /// socket and its 128 KiB read buffer before your handler runs) is the connection's too.
 /// The label is the matched route; the peer comes from `ConnectInfo<SocketAddr>` when present.
+#[derive(Debug)]
 pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     inner: ws::WebSocketUpgrade<F>,
     label: String,
@@ -118,6 +119,7 @@ impl<F> WebSocketUpgrade<F> {
 /// Drop-in for axum's `WebSocket` (Stream + Sink, `split()` works). The connection closes
 /// when a close frame is sent or received, the stream ends or errors, or the socket (every
 /// half of it) is dropped, whichever comes first.
+#[derive(Debug)]
 pub struct WebSocket {
     inner: ws::WebSocket,
     conn: Connection,
