@@ -170,7 +170,10 @@ pub struct ConnectionInfo {
     pub opened_at_ms: u64,
     /// When its socket closed (Unix milliseconds), if it has.
     pub closed_at_ms: Option<u64>,
-    /// What closed it ("close frame received", "eof", "dropped", ...).
+    /// What closed it, one of: "close frame received", "close frame sent", "closed", "read EOF",
+    /// "read error", "write error", "stream ended", "shutdown", "socket dropped",
+    /// "every handle dropped", "scope ended", "closed by the application" (or the reason given
+    /// to `Connection::close_because`).
     pub close_reason: Option<String>,
     /// Tasks of this connection still alive.
     pub live_tasks: u64,

@@ -110,7 +110,7 @@ pub(crate) struct Counters {
     pub opened: u64,
     pub closed: u64,
     pub ignored: u64,
-    pub untracked: u64,
+    pub no_slot: u64,
     pub evicted: u64,
     pub spawned: u64,
     pub ended: u64,

@@ -14,7 +14,7 @@
 //! - When a connection opens and no slot is free, the oldest judged clean connection gives up
 //!   its slot; with none, the table grows by a chunk (up to `max_tracked_connections`); then
 //!   the oldest leaking one is folded; only when every slot is open or in grace is the new
-//!   connection untracked (counted, and a warning says so).
+//!   connection left without a slot (counted, and a warning says so).
 
 use super::state::{Class, State};
 use crate::ids::ConnId;

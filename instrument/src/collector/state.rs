@@ -33,7 +33,7 @@ pub(crate) struct State {
     pub(super) clean: BTreeMap<u64, ConnId>,
     pub(super) leaking: BTreeMap<u64, ConnId>,
     /// Open connections that got no slot (their close must be counted once).
-    untracked_open: HashSet<ConnId, BuildHasherDefault<IdHasher>>,
+    no_slot_open: HashSet<ConnId, BuildHasherDefault<IdHasher>>,
     /// Alive tasks of folded or ignored connections.
     pub folded_tasks: HashMap<TaskId, FoldedTask>,
     /// Tags of folded or ignored connections with alive or pending tasks.
@@ -62,7 +62,7 @@ impl State {
             grace: BTreeMap::new(),
             clean: BTreeMap::new(),
             leaking: BTreeMap::new(),
-            untracked_open: HashSet::default(),
+            no_slot_open: HashSet::default(),
             folded_tasks: HashMap::default(),
             folded_tags: HashMap::default(),
             warnings,
@@ -132,8 +132,8 @@ impl State {
         self.counters.opened += 1;
         self.open_count += 1;
         let Some(slot) = self.free_slot(now) else {
-            self.counters.untracked += 1;
-            self.untracked_open.insert(id);
+            self.counters.no_slot += 1;
+            self.no_slot_open.insert(id);
             self.warn(format!(
                 "more than {} connections open or awaiting their verdict at once: new ones are \
                  counted (totals.connections_untracked) but not tracked; raise \
@@ -171,7 +171,7 @@ impl State {
     fn close(&mut self, id: ConnId, reason: &'static str, now: u64) {
         let Some(c) = self.conns.get_mut(&id) else {
             // Untracked (no slot): count its close once. Ignored or folded: already counted.
-            if self.untracked_open.remove(&id) {
+            if self.no_slot_open.remove(&id) {
                 self.counters.closed += 1;
                 self.open_count -= 1;
             }
@@ -190,7 +190,7 @@ impl State {
     /// Forgets a connection's details (the tool's own traffic). An open one counts once as
     /// ignored (never as closed); its alive tasks stay counted until they end, never as orphans.
     fn ignore(&mut self, id: ConnId) {
-        if self.untracked_open.remove(&id) {
+        if self.no_slot_open.remove(&id) {
             self.counters.ignored += 1;
             self.open_count -= 1;
             return;
@@ -306,7 +306,7 @@ impl State {
             self.grace.len(),
             self.clean.len(),
             self.leaking.len(),
-            self.untracked_open.len(),
+            self.no_slot_open.len(),
             self.folded_tasks.len(),
             self.folded_tags.len(),
         ]

@@ -360,7 +360,7 @@ impl Frozen {
             live_tasks: live_tasks + self.folded_alive,
             open_connections: self.open_count,
             connections_evicted: k.evicted,
-            connections_untracked: k.untracked,
+            connections_untracked: k.no_slot,
             connections_leaking_memory: leaking_memory + k.folded_leaking_memory,
             connections_ignored: k.ignored,
             connections_leaking: leaking + k.folded_leaking,

@@ -31,9 +31,9 @@ const DIRECT_BYTES: u64 = 1 << 38;
 
 pub(super) struct Cache {
     tags: [Cell<Tag>; ENTRIES],
-    /// Packed (blocks << 48 | bytes) allocated per entry.
+    /// Packed (blocks << 40 | bytes) allocated per entry.
     allocs: [Cell<u64>; ENTRIES],
-    /// Packed (blocks << 48 | bytes) freed per entry.
+    /// Packed (blocks << 40 | bytes) freed per entry.
     frees: [Cell<u64>; ENTRIES],
     victim: Cell<usize>,
     /// Whether any entry holds counts (so `flush` has work).

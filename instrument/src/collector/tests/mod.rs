@@ -132,7 +132,7 @@ impl Model {
             grace,
             clean,
             leaking,
-            untracked,
+            no_slot,
             folded_tasks,
             folded_tags,
         ] = self.st.sizes();
@@ -140,7 +140,7 @@ impl Model {
         assert!(clean <= MAX_CLOSED && leaking <= MAX_LEAKING);
         let open = conns - grace - clean - leaking;
         assert_eq!(
-            open as u64 + untracked as u64,
+            open as u64 + no_slot as u64,
             t.open_connections,
             "class queues exact"
         );

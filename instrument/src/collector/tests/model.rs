@@ -206,7 +206,7 @@ impl Model {
             Op::Ignore(i) => {
                 if let Some(k) = pick(&self.conns, i) {
                     let id = self.conns[k].id;
-                    // Ignoring forgets what is still listed (or still open and untracked); a
+                    // Ignoring forgets what is still listed (or still open without a slot); a
                     // connection already folded into the totals stays counted as it was.
                     let listed = self.st.conns.contains_key(&id);
                     if listed || self.conns[k].closed_at.is_none() {
