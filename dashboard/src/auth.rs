@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::router::Shared;
+use crate::state::Shared;
 
 /// Set on a request authorised by `?token=`: the `token=...` pair (URL-encoded) that pages
 /// append to their own links.

@@ -45,6 +45,7 @@ mod query;
 mod router;
 mod server;
 mod sse;
+mod state;
 mod view;
 
 pub use router::{RouterOptions, router, router_with, router_with_shutdown};

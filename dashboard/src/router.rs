@@ -10,16 +10,8 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::DashError;
+use crate::state::Shared;
 use crate::{api, assets, auth, history, pages, sse};
-
-/// What every handler may need.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    /// Required on every request when set.
-    pub(crate) token: Option<String>,
-    /// Cancelling it ends open live streams.
-    pub(crate) shutdown: Option<CancellationToken>,
-}
 
 /// Options for [`router_with`].
 #[derive(Debug, Clone, Default)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::error::DashResult;
 use crate::history::{self, Point};
 use crate::query::Params;
-use crate::router::Shared;
+use crate::state::Shared;
 use crate::view::{ORPHAN_ROWS, OrphanRow, orphan_rows};
 
 /// The live summary.

@@ -13,17 +13,17 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 /// How long a test waits for something that should happen within about a second.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Sets a short grace period (first call in the process wins).
-pub fn init() {
+pub(crate) fn init() {
     let _ = leakscope::Builder::new()
         .grace(Duration::from_millis(50))
         .install();
 }
 
 /// Runs `fut` on a runtime with leakscope's hooks, so plain `tokio::spawn` is tracked.
-pub fn run<F: Future>(fut: F) -> F::Output {
+pub(crate) fn run<F: Future>(fut: F) -> F::Output {
     init();
     leakscope::runtime()
         .worker_threads(2)
@@ -33,14 +33,14 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 }
 
 /// A response, with its body read to the end.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -49,7 +49,12 @@ impl Reply {
 }
 
 /// Sends one request through `app`.
-pub async fn request(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn request(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -74,12 +79,12 @@ pub async fn request(app: &Router, method: Method, uri: &str, headers: &[(&str, 
 }
 
 /// `GET uri`.
-pub async fn get(app: &Router, uri: &str) -> Reply {
+pub(crate) async fn get(app: &Router, uri: &str) -> Reply {
     request(app, Method::GET, uri, &[]).await
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after [`DEADLINE`].
-pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         if let Some(v) = check() {
@@ -95,7 +100,7 @@ pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T 
 
 /// Opens a connection labelled `label`, spawns one task in it that never ends, closes the
 /// connection, and waits until that task is an orphan. Returns `(conn id, task id)`.
-pub async fn make_orphan(label: &str) -> (u64, u64) {
+pub(crate) async fn make_orphan(label: &str) -> (u64, u64) {
     let conn = leakscope::Connection::open(label, Some("127.0.0.1:9".to_owned()));
     let id = conn.id().expect("tracked");
     conn.scope(async {
@@ -112,7 +117,7 @@ pub async fn make_orphan(label: &str) -> (u64, u64) {
 
 /// Opens a connection labelled `label` with one task that never ends; the connection stays
 /// open while the returned handle lives. Returns `(handle, conn id, task id)`.
-pub async fn make_open(label: &str) -> (leakscope::Connection, u64, u64) {
+pub(crate) async fn make_open(label: &str) -> (leakscope::Connection, u64, u64) {
     let conn = leakscope::Connection::open(label, None);
     let id = conn.id().expect("tracked");
     conn.scope(async {
