@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::error::DashResult;
-use crate::history;
 use crate::query::Params;
+use crate::sampler;
 
 fn json_response<T: Serialize>(value: &T) -> DashResult<Response> {
     let body = leakscope::untracked(|| serde_json::to_string(value))?;
@@ -41,8 +41,8 @@ pub(crate) async fn metrics() -> Response {
 /// `GET /api/history`: the last 10 minutes of totals, one point per second.
 pub(crate) async fn history(RawQuery(q): RawQuery) -> DashResult<Response> {
     Params::parse(q.as_deref(), &[])?;
-    history::ensure_running();
-    let h = leakscope::untracked(history::history);
+    sampler::ensure_running();
+    let h = leakscope::untracked(sampler::history);
     json_response(&h)
 }
 
@@ -71,7 +71,7 @@ struct BuildInfo {
 struct Report {
     generated_at_ms: u64,
     snapshot: leakscope::Snapshot,
-    history: history::History,
+    history: sampler::History,
     config: ConfigInfo,
     build: BuildInfo,
 }
@@ -84,7 +84,7 @@ pub(crate) async fn report(RawQuery(q): RawQuery) -> DashResult<Response> {
         let snapshot = leakscope::snapshot();
         let r = Report {
             generated_at_ms: snapshot.taken_at_ms,
-            history: history::history(),
+            history: sampler::history(),
             config: ConfigInfo {
                 grace_ms: c.grace.as_millis() as u64,
                 retention_ms: c.retention.as_millis() as u64,

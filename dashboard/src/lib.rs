@@ -39,13 +39,14 @@ mod assets;
 mod auth;
 mod dump;
 mod error;
-mod history;
+mod live;
 mod pages;
 mod query;
 mod router;
+mod sampler;
 mod server;
-mod sse;
 mod state;
+mod summary;
 mod view;
 
 pub use router::{RouterOptions, router, router_with, router_with_shutdown};

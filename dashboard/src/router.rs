@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::DashError;
 use crate::state::Shared;
-use crate::{api, assets, auth, history, pages, sse};
+use crate::{api, assets, auth, live, pages, sampler};
 
 /// Options for [`router_with`].
 #[derive(Debug, Clone, Default)]
@@ -95,7 +95,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
         .route("/task/{id}", get(pages::task).post(pages::task_dump))
         .route("/api/snapshot", get(api::snapshot))
         .route("/api/history", get(api::history))
-        .route("/api/events", get(sse::events))
+        .route("/api/events", get(live::events))
         .route("/api/report", get(api::report))
         .route("/metrics", get(api::metrics))
         .route("/health", get(api::health))
@@ -130,6 +130,6 @@ async fn ignore_own_connection(req: Request, next: Next) -> Response {
 
 /// Starts the sampler on the first (authorised) request.
 async fn start_sampler(req: Request, next: Next) -> Response {
-    history::ensure_running();
+    sampler::ensure_running();
     next.run(req).await
 }

@@ -197,7 +197,7 @@ pub async fn serve(opts: Options) -> Result<Option<Dashboard>, ServeError> {
     let mut router_opts = RouterOptions::new().shutdown(cancel.clone());
     router_opts.bearer_token = opts.token;
     let app = crate::router_with(router_opts);
-    crate::history::ensure_running();
+    crate::sampler::ensure_running();
     let task = leakscope::untracked(|| {
         tokio::spawn(async move {
             let res = axum::serve(listener, app)

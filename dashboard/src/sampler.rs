@@ -15,35 +15,13 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::summary::{Point, summary_json};
+use crate::view::ORPHAN_ROWS;
+
 /// Points kept: 10 minutes at one per second.
 pub(crate) const CAPACITY: usize = 600;
 /// Time between two samples.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
-
-/// One sample of the totals.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub(crate) struct Point {
-    /// When the snapshot was taken (Unix milliseconds).
-    pub t_ms: u64,
-    pub open_connections: u64,
-    pub live_tasks: u64,
-    pub orphan_tasks: u64,
-    pub live_bytes: u64,
-    pub retained_bytes: u64,
-}
-
-impl Point {
-    pub(crate) fn of(s: &leakscope::Snapshot) -> Point {
-        Point {
-            t_ms: s.taken_at_ms,
-            open_connections: s.totals.open_connections,
-            live_tasks: s.totals.live_tasks,
-            orphan_tasks: s.totals.orphan_tasks,
-            live_bytes: s.heap.connection_live_bytes,
-            retained_bytes: s.heap.retained_bytes,
-        }
-    }
-}
 
 /// `GET /api/history`: the ring, column by column (the layout charts want), oldest first.
 #[derive(Debug, Serialize)]
@@ -118,7 +96,7 @@ pub(crate) fn ensure_running() {
 
 fn sample(s: &Sampler) {
     // Exact totals and the first orphan rows, without materialising every task.
-    let snap = leakscope::summary(crate::view::ORPHAN_ROWS);
+    let snap = leakscope::summary(ORPHAN_ROWS);
     let point = Point::of(&snap);
     {
         let mut ring = s.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,7 +105,7 @@ fn sample(s: &Sampler) {
         }
         ring.push_back(point);
     }
-    match crate::sse::summary_json(&snap, point) {
+    match summary_json(&snap, point) {
         Ok(json) => {
             s.live.send_replace(Some(json.into()));
         }
