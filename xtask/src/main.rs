@@ -9,33 +9,85 @@
 //!   callgrind instruction counts when valgrind is installed).
 //! - `churn` — the churn benchmark: leaky-chat under >= 1,000 closes/s with leaks mixed in,
 //!   checked from the snapshot (every leak flagged, no clean one, totals exact).
+//! - `tidy`  — the repository's own rules, checked (see `tidy.rs`).
 //! - `miri`  — the allocator's unit tests under Miri, if a nightly toolchain with Miri exists.
 
+mod bench;
 mod churn;
+mod ci;
+mod miri;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+/// Each task and its one-line usage (`cargo xtask <task> --help` prints it at once).
+const TASKS: &[(&str, &str)] = &[
+    (
+        "ci",
+        "everything CI runs: tidy, fmt, clippy, docs, every test suite",
+    ),
+    ("test", "the test suites only"),
+    (
+        "tidy",
+        "the repository's own rules (unsafe code, file length, docs that name code)",
+    ),
+    (
+        "demo",
+        "leaky-chat with --load and the live dashboard [leaky-chat flags...]",
+    ),
+    (
+        "bench",
+        "the echo server five ways under load [--rounds N] [bench flags...]",
+    ),
+    (
+        "bench-alloc",
+        "allocator ratios (criterion) and instructions per pair (callgrind)",
+    ),
+    (
+        "churn",
+        "verdicts under >= 10,000 closes/s (see cargo xtask churn --help)",
+    ),
+    (
+        "miri",
+        "the allocator's unit tests under Miri, where installed",
+    ),
+];
+
+fn usage() -> String {
+    let mut out = String::from("usage: cargo xtask <task> [args]\n");
+    for (name, what) in TASKS {
+        out.push_str(&format!("  {name:<12} {what}\n"));
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let task = args.first().map(String::as_str).unwrap_or("help");
     let rest = &args[args.len().min(1)..];
+    let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
+    if wants_help && task != "churn" {
+        if let Some((name, what)) = TASKS.iter().find(|(n, _)| *n == task) {
+            println!("usage: cargo xtask {name}: {what}");
+            return ExitCode::SUCCESS;
+        }
+    }
     let result = match task {
-        "ci" => ci(),
-        "test" => test(),
-        "demo" => demo(rest),
-        "bench" => bench(rest),
-        "bench-alloc" => bench_alloc(rest),
+        "ci" => ci::ci(),
+        "test" => ci::test(),
+        "tidy" => tidy::tidy(),
+        "demo" => ci::demo(rest),
+        "bench" => bench::bench(rest),
+        "bench-alloc" => bench::bench_alloc(rest),
         "churn" => churn::churn(rest),
-        "miri" => miri(),
+        "miri" => miri::miri(),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <ci|test|demo|bench|bench-alloc|churn|miri>");
+            print!("{}", usage());
             Ok(())
         }
-        other => Err(format!(
-            "unknown task {other:?}; expected one of ci, test, demo, bench, bench-alloc, churn, miri"
-        )),
+        other => Err(format!("unknown task {other:?}\n{}", usage())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,77 +127,6 @@ fn clippy(which: &[&str]) -> Result<(), String> {
     cargo(&args, &[])
 }
 
-fn ci() -> Result<(), String> {
-    cargo(&["fmt", "--all", "--", "--check"], &[])?;
-    clippy(&["--workspace"])?;
-    cargo(
-        &["doc", "--workspace", "--no-deps"],
-        &[("RUSTDOCFLAGS", "--cfg tokio_unstable -D warnings")],
-    )?;
-    test()?;
-    // The feature off: a user's release build. leakscope compiles to pass-throughs.
-    clippy(&["-p", "leakscope"])?;
-    cargo(&["build", "-p", "leaky-chat", "--no-default-features"], &[])?;
-    cargo(
-        &[
-            "test",
-            "-p",
-            "leaky-chat",
-            "--no-default-features",
-            "--test",
-            "disabled",
-        ],
-        &[],
-    )?;
-    // Explicit-spawn mode: the same end-to-end tests without tokio_unstable (own target dir,
-    // so the two configurations do not rebuild each other).
-    cargo(
-        &[
-            "test",
-            "-p",
-            "leakscope-tests",
-            "--target-dir",
-            "target/explicit-spawn",
-        ],
-        &[("RUSTFLAGS", ""), ("CARGO_BUILD_RUSTFLAGS", "")],
-    )?;
-    eprintln!("\nxtask ci: all green");
-    Ok(())
-}
-
-fn test() -> Result<(), String> {
-    cargo(&["test", "--workspace"], &[])?;
-    // Suites behind features the workspace build does not turn on.
-    cargo(
-        &[
-            "test",
-            "-p",
-            "leakscope",
-            "--features",
-            "enabled,dhat",
-            "--test",
-            "dhat_heap",
-        ],
-        &[],
-    )?;
-    cargo(
-        &[
-            "test",
-            "-p",
-            "leakscope-dashboard",
-            "--features",
-            "taskdump",
-        ],
-        &[],
-    )
-}
-
-fn demo(rest: &[String]) -> Result<(), String> {
-    let mut args = vec!["run", "--release", "-p", "leaky-chat", "--", "--load"];
-    args.extend(rest.iter().map(String::as_str));
-    cargo(&args, &[])
-}
-
 /// The workspace root and its target directory.
 fn dirs() -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -156,187 +137,4 @@ fn dirs() -> (PathBuf, PathBuf) {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     (root, target)
-}
-
-/// The echo server built five ways, and the benchmark that runs them.
-fn bench(rest: &[String]) -> Result<(), String> {
-    let (root, target) = dirs();
-    let bins = target.join("bench-bin");
-    std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
-    let variants: [(&str, &[&str]); 5] = [
-        ("none", &[]),
-        ("a", &["--features", "with-leakscope"]),
-        ("b", &["--features", "leak-detect"]),
-        ("c", &["--features", "console"]),
-        ("d", &["--features", "leak-detect,console"]),
-    ];
-    for (name, features) in variants {
-        let mut args = vec!["build", "--release", "-p", "echo-server"];
-        args.extend_from_slice(features);
-        cargo(&args, &[])?;
-        let to = bins.join(format!("echo-server-{name}"));
-        std::fs::copy(target.join("release/echo-server"), &to)
-            .map_err(|e| format!("copy to {}: {e}", to.display()))?;
-    }
-    cargo(&["build", "--release", "-p", "loadgen"], &[])?;
-    let out = target.join("bench-results.md");
-    let status = Command::new(target.join("release/bench"))
-        .arg("--bin-dir")
-        .arg(&bins)
-        .arg("--out")
-        .arg(&out)
-        .args(rest)
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("cannot run the benchmark: {e}"))?;
-    if !status.success() {
-        return Err(format!("the benchmark failed ({status})"));
-    }
-    eprintln!("table written to {}", out.display());
-    Ok(())
-}
-
-/// The median (ns) criterion recorded for `group/name`.
-fn criterion_median(target: &Path, group: &str, name: &str) -> Option<f64> {
-    let path = target.join(format!("criterion/{group}/{name}/new/estimates.json"));
-    let text = std::fs::read_to_string(path).ok()?;
-    let at = text.find("\"median\"")?;
-    let rest = &text[at..];
-    let pe = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let num: String = rest[pe..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-' || *c == '+')
-        .collect();
-    num.parse().ok()
-}
-
-fn bench_alloc(rest: &[String]) -> Result<(), String> {
-    let (_, target) = dirs();
-    let mut args = vec![
-        "bench",
-        "-p",
-        "leakscope",
-        "--features",
-        "enabled,dhat",
-        "--bench",
-        "alloc",
-        "--",
-    ];
-    args.extend(rest.iter().map(String::as_str));
-    cargo(&args, &[])?;
-    println!("\n| case | System | TrackingAlloc | ratio | dhat::Alloc (profiling) | ratio |");
-    println!("|---|---|---|---|---|---|");
-    let groups = [
-        "pair_16B",
-        "pair_64B",
-        "pair_1KiB",
-        "pair_64KiB",
-        "pair_mixed",
-        "two_threads_16B",
-        "two_threads_mixed",
-        "realloc_grow_16B_to_64KiB",
-    ];
-    for g in groups {
-        let sys = criterion_median(&target, g, "system");
-        let tr = criterion_median(&target, g, "tracking");
-        let dh = criterion_median(&target, g, "dhat");
-        let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} ns"));
-        let ratio = |v: Option<f64>| match (v, sys) {
-            (Some(v), Some(s)) => format!("{:.2}x", v / s),
-            _ => "-".to_owned(),
-        };
-        println!(
-            "| {g} | {} | {} | {} | {} | {} |",
-            cell(sys),
-            cell(tr),
-            ratio(tr),
-            cell(dh),
-            ratio(dh)
-        );
-    }
-    // Instruction counts: repeatable on a noisy machine.
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("(valgrind not installed: no instruction counts)");
-        return Ok(());
-    }
-    cargo(
-        &[
-            "bench",
-            "-p",
-            "leakscope",
-            "--features",
-            "enabled",
-            "--bench",
-            "alloc_icount",
-            "--no-run",
-        ],
-        &[],
-    )?;
-    let deps = target.join("release/deps");
-    let bin = std::fs::read_dir(&deps)
-        .map_err(|e| format!("{}: {e}", deps.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with("alloc_icount-") && !n.ends_with(".d")
-        })
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .ok_or("alloc_icount binary not found")?;
-    let count = |alloc: &str, size: &str, n: u32| -> Result<f64, String> {
-        let out = Command::new("valgrind")
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-            .arg(&bin)
-            .args([alloc, size, &n.to_string()])
-            .output()
-            .map_err(|e| format!("valgrind: {e}"))?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .find(|l| l.contains("Collected :"))
-            .ok_or("no callgrind total")?;
-        line.rsplit(' ')
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "bad callgrind total".to_owned())
-    };
-    println!("\n| case | System instr/pair | TrackingAlloc instr/pair | extra |");
-    println!("|---|---|---|---|");
-    for size in ["16B", "64B", "1KiB", "mixed"] {
-        let per = |alloc| -> Result<f64, String> {
-            Ok((count(alloc, size, 200_000)? - count(alloc, size, 100_000)?) / 100_000.0)
-        };
-        let (s, t) = (per("system")?, per("tracking")?);
-        println!("| {size} | {s:.1} | {t:.1} | +{:.1} |", t - s);
-    }
-    Ok(())
-}
-
-fn miri() -> Result<(), String> {
-    let probe = Command::new("cargo")
-        .args(["+nightly", "miri", "--version"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => cargo(
-            &[
-                "+nightly",
-                "miri",
-                "test",
-                "-p",
-                "leakscope",
-                "--features",
-                "enabled",
-                "--lib",
-                "alloc",
-            ],
-            &[],
-        ),
-        _ => {
-            eprintln!(
-                "xtask miri: SKIPPED — no nightly toolchain with Miri here \
-                 (rustup toolchain install nightly --component miri)"
-            );
-            Ok(())
-        }
-    }
 }
