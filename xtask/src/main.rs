@@ -68,11 +68,12 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str).unwrap_or("help");
     let rest = &args[args.len().min(1)..];
     let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
-    if wants_help && task != "churn" {
-        if let Some((name, what)) = TASKS.iter().find(|(n, _)| *n == task) {
-            println!("usage: cargo xtask {name}: {what}");
-            return ExitCode::SUCCESS;
-        }
+    if wants_help
+        && task != "churn"
+        && let Some((name, what)) = TASKS.iter().find(|(n, _)| *n == task)
+    {
+        println!("usage: cargo xtask {name}: {what}");
+        return ExitCode::SUCCESS;
     }
     let result = match task {
         "ci" => ci::ci(),
