@@ -58,6 +58,16 @@ impl Args {
         self.values.remove(name)
     }
 
+    /// `--server-pid PID`, if given.
+    pub fn pid(&mut self) -> Result<Option<u32>, String> {
+        self.string("server-pid")
+            .map(|p| {
+                p.parse()
+                    .map_err(|_| format!("--server-pid {p:?}: expected a process id"))
+            })
+            .transpose()
+    }
+
     /// Fails on flags nobody asked for.
     pub fn finish(self) -> Result<(), String> {
         match self.values.keys().next() {

@@ -20,6 +20,17 @@ pub fn bytes(b: i64) -> String {
     }
 }
 
+/// `server RSS: before -> after (growth), peak`.
+pub fn rss_line(before: u64, after: u64, peak: u64) -> String {
+    format!(
+        "server RSS: {} -> {} (growth {}), peak {}",
+        bytes(before as i64),
+        bytes(after as i64),
+        bytes(after as i64 - before as i64),
+        bytes(peak as i64)
+    )
+}
+
 /// The one-run summary the `loadgen` command prints.
 pub fn summary(r: &LoadResult) -> String {
     let h = &r.latency_us;

@@ -92,13 +92,7 @@ fn parse() -> Result<Opts, String> {
     let every_ms: u64 = a.get("leaky-every-ms", 200, "whole milliseconds")?;
     let max_connections = a.get("max-connections", 1_000_000, "a whole number")?;
     let min_rate: f64 = a.get("min-closes-per-s", 0.0, "closes per second")?;
-    let pid = a
-        .string("server-pid")
-        .map(|p| {
-            p.parse()
-                .map_err(|_| format!("--server-pid {p:?}: expected a process id"))
-        })
-        .transpose()?;
+    let pid = a.pid()?;
     let quiet = a.switch("quiet");
     a.finish()?;
     if !(1..=3600).contains(&secs) {

@@ -38,13 +38,7 @@ fn parse() -> Result<Parsed, String> {
         abrupt: a.get("abrupt", 0.0, "a fraction between 0 and 1")?,
         progress: !a.switch("quiet"),
     };
-    let pid = a
-        .string("server-pid")
-        .map(|p| {
-            p.parse()
-                .map_err(|_| format!("--server-pid {p:?}: expected a process id"))
-        })
-        .transpose()?;
+    let pid = a.pid()?;
     let scope = a
         .string("leakscope")
         .map(|s| {
@@ -89,15 +83,7 @@ async fn main() -> ExitCode {
     if let (Some(pid), Some((rss0, _))) = (pid, before)
         && let Some((rss1, hwm)) = probe::rss(pid)
     {
-        {
-            println!(
-                "server RSS: {} -> {} (growth {}), peak {}",
-                report::bytes(rss0 as i64),
-                report::bytes(rss1 as i64),
-                report::bytes(rss1 as i64 - rss0 as i64),
-                report::bytes(hwm as i64)
-            );
-        }
+        println!("{}", report::rss_line(rss0, rss1, hwm));
     }
     if let Some((addr, prefix)) = scope {
         match probe::leaks(addr, &prefix).await {

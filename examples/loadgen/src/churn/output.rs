@@ -107,13 +107,7 @@ pub fn verdict(run: &Run) -> bool {
         d.opened, d.closed, d.orphan_tasks, d.leaking, d.evicted, d.untracked, d.open
     );
     if let (Some((r0, _)), Some((r1, hwm))) = (rss0, rss1) {
-        println!(
-            "server RSS: {} -> {} (growth {}), peak {}",
-            report::bytes(r0 as i64),
-            report::bytes(r1 as i64),
-            report::bytes(r1 as i64 - r0 as i64),
-            report::bytes(hwm as i64)
-        );
+        println!("{}", report::rss_line(r0, r1, hwm));
     }
     for k in checks {
         let mark = if k.ok { " ok " } else { "FAIL" };
