@@ -4,6 +4,8 @@
 //! - `allow(unsafe_code)` only in the allocator module (`instrument/src/heap/global.rs` and its
 //!   tests);
 //! - no source file over 400 lines;
+//! - imports run one way: `heap` uses neither `tag`, `wrap` nor the collector; `tag` does not use
+//!   `wrap` (tests excepted);
 //! - every path ARCHITECTURE.md names exists;
 //! - the close reasons the snapshot documents are exactly the ones the wrappers emit;
 //! - the bit layouts the docs state match the code (a tag packs the generation at bit 32, the
@@ -16,6 +18,19 @@ use std::process::Command;
 use super::dirs;
 
 const MAX_LINES: usize = 400;
+/// (folder, paths its code must not use): the one-way import rule of ARCHITECTURE.md.
+const LAYERS: [(&str, &[&str]); 2] = [
+    (
+        "instrument/src/heap/",
+        &[
+            "crate::tag",
+            "crate::wrap",
+            "crate::collector",
+            "crate::verify",
+        ],
+    ),
+    ("instrument/src/tag/", &["crate::wrap"]),
+];
 const UNSAFE_HOME: [&str; 2] = [
     "instrument/src/heap/global.rs",
     "instrument/src/heap/global/tests.rs",
@@ -78,12 +93,37 @@ fn check_file(file: &str, text: &str, problems: &mut Vec<String>) {
     if lines > MAX_LINES {
         problems.push(format!("{file}: {lines} lines (at most {MAX_LINES})"));
     }
+    check_layers(file, text, problems);
     let allows_unsafe = text.contains("allow(unsafe_code)");
     if allows_unsafe && !UNSAFE_HOME.contains(&file) && !file.starts_with("xtask/") {
         problems.push(format!(
             "{file}: allow(unsafe_code) outside the allocator module ({})",
             UNSAFE_HOME[0]
         ));
+    }
+}
+
+/// Code lines (not comments) of a non-test file must not use what its layer may not.
+fn check_layers(file: &str, text: &str, problems: &mut Vec<String>) {
+    if file.contains("/tests") || file.ends_with("tests.rs") {
+        return;
+    }
+    for (folder, forbidden) in LAYERS {
+        if !file.starts_with(folder) {
+            continue;
+        }
+        let code = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with("//"));
+        for (n, line) in code {
+            if let Some(f) = forbidden.iter().find(|f| line.contains(**f)) {
+                problems.push(format!(
+                    "{file}: uses {f} (line {}): imports run one way",
+                    n + 1
+                ));
+            }
+        }
     }
 }
 
@@ -139,7 +179,10 @@ fn quoted(text: &str) -> impl Iterator<Item = String> + '_ {
 /// may be lines later) or as `reason: "..."`.
 fn emitted_reasons(root: &Path, files: &[String]) -> Result<BTreeSet<String>, String> {
     let mut out = BTreeSet::new();
-    for f in files.iter().filter(|f| f.starts_with("instrument/src/wrap/")) {
+    for f in files
+        .iter()
+        .filter(|f| f.starts_with("instrument/src/wrap/"))
+    {
         let text = read(&root.join(f))?;
         for (at, _) in text.match_indices("close_because(") {
             let args = &text[at + "close_because(".len()..];
