@@ -143,17 +143,16 @@ mod imp {
             return Err(DumpError::Unsafe(why));
         }
         // The dump runs in its own task so that a client going away mid-dump cannot start a
-        // second one while the first still runs; the guard lives until the dump is done.
-        let job = leakscope::untracked(|| {
-            handle.spawn(async move {
-                let _busy = busy;
-                let dump = tokio::runtime::Handle::current().dump().await;
-                let want = id.to_string();
-                dump.tasks()
-                    .iter()
-                    .find(|t| t.id().to_string() == want)
-                    .map(|t| t.trace().to_string())
-            })
+        // second one while the first still runs; the guard lives until the dump is done. It is
+        // spawned from the (untracked) handler, so it belongs to no connection.
+        let job = handle.spawn(async move {
+            let _busy = busy;
+            let dump = tokio::runtime::Handle::current().dump().await;
+            let want = id.to_string();
+            dump.tasks()
+                .iter()
+                .find(|t| t.id().to_string() == want)
+                .map(|t| t.trace().to_string())
         });
         match job.await {
             Ok(Some(text)) if text.trim().is_empty() => Ok("(no await points recorded: the \

@@ -40,6 +40,7 @@ mod auth;
 mod dump;
 mod error;
 mod live;
+mod middleware;
 mod pages;
 mod query;
 mod router;

@@ -3,15 +3,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::DashError;
 use crate::state::Shared;
-use crate::{api, assets, auth, live, pages, sampler};
+use crate::{api, assets, auth, live, middleware, pages};
 
 /// Options for [`router_with`].
 #[derive(Debug, Clone, Default)]
@@ -101,13 +100,13 @@ pub fn router_with(opts: RouterOptions) -> Router {
         .route("/health", get(api::health))
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
-        .layer(middleware::from_fn(start_sampler))
-        .layer(middleware::from_fn(ignore_own_connection))
-        .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            auth::require_token,
-        ))
-        .layer(middleware::from_fn(auth::security_headers))
+        // The last layer runs first: headers, token, forget the own connection, untracked,
+        // sampler, handler.
+        .layer(from_fn(middleware::start_sampler))
+        .layer(from_fn(middleware::untracked))
+        .layer(from_fn(middleware::ignore_own_connection))
+        .layer(from_fn_with_state(shared.clone(), auth::require_token))
+        .layer(from_fn(auth::security_headers))
         .with_state(shared)
 }
 
@@ -117,19 +116,4 @@ async fn not_found() -> Response {
          see also api/snapshot, api/history, api/events, api/report, metrics, health)",
     )
     .into_response()
-}
-
-/// Behind leakscope's tracked listener the dashboard's own requests (and live streams) would
-/// show up as connections of the app: forget them.
-async fn ignore_own_connection(req: Request, next: Next) -> Response {
-    if let Some(conn) = leakscope::Connection::current() {
-        conn.ignore();
-    }
-    next.run(req).await
-}
-
-/// Starts the sampler on the first (authorised) request.
-async fn start_sampler(req: Request, next: Next) -> Response {
-    sampler::ensure_running();
-    next.run(req).await
 }

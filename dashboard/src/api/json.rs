@@ -11,13 +11,13 @@ use crate::query::Params;
 use crate::sampler;
 
 fn json_response<T: Serialize>(value: &T) -> DashResult<Response> {
-    let body = leakscope::untracked(|| serde_json::to_string(value))?;
+    let body = serde_json::to_string(value)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/snapshot`: `leakscope::snapshot()` as JSON (the public contract).
 pub(crate) async fn snapshot() -> DashResult<Response> {
-    let snap = leakscope::untracked(leakscope::snapshot);
+    let snap = leakscope::snapshot();
     json_response(&snap)
 }
 
@@ -25,7 +25,7 @@ pub(crate) async fn snapshot() -> DashResult<Response> {
 pub(crate) async fn history(RawQuery(q): RawQuery) -> DashResult<Response> {
     Params::parse(q.as_deref(), &[])?;
     sampler::ensure_running();
-    let h = leakscope::untracked(sampler::history);
+    let h = sampler::history();
     json_response(&h)
 }
 
@@ -59,44 +59,55 @@ struct Report {
     build: BuildInfo,
 }
 
+impl ConfigInfo {
+    fn current() -> ConfigInfo {
+        let c = leakscope::config();
+        ConfigInfo {
+            grace_ms: c.grace.as_millis() as u64,
+            retention_ms: c.retention.as_millis() as u64,
+            max_closed_connections: c.max_closed_connections,
+            max_leaking_connections: c.max_leaking_connections,
+            max_ended_tasks_per_connection: c.max_ended_tasks_per_connection,
+            retained_bytes_threshold: c.retained_bytes_threshold,
+        }
+    }
+}
+
+impl BuildInfo {
+    const THIS: BuildInfo = BuildInfo {
+        dashboard_version: env!("CARGO_PKG_VERSION"),
+        leakscope_enabled: leakscope::ENABLED,
+        tokio_unstable: cfg!(tokio_unstable),
+        taskdump: crate::dump::AVAILABLE,
+        debug_assertions: cfg!(debug_assertions),
+        target_os: std::env::consts::OS,
+        target_arch: std::env::consts::ARCH,
+    };
+}
+
 /// `GET /api/report`: everything for a post-mortem, as a JSON download.
 pub(crate) async fn report(RawQuery(q): RawQuery) -> DashResult<Response> {
     Params::parse(q.as_deref(), &[])?;
-    let (report, body) = leakscope::untracked(|| {
-        let c = leakscope::config();
-        let snapshot = leakscope::snapshot();
-        let r = Report {
-            generated_at_ms: snapshot.taken_at_ms,
-            history: sampler::history(),
-            config: ConfigInfo {
-                grace_ms: c.grace.as_millis() as u64,
-                retention_ms: c.retention.as_millis() as u64,
-                max_closed_connections: c.max_closed_connections,
-                max_leaking_connections: c.max_leaking_connections,
-                max_ended_tasks_per_connection: c.max_ended_tasks_per_connection,
-                retained_bytes_threshold: c.retained_bytes_threshold,
-            },
-            build: BuildInfo {
-                dashboard_version: env!("CARGO_PKG_VERSION"),
-                leakscope_enabled: leakscope::ENABLED,
-                tokio_unstable: cfg!(tokio_unstable),
-                taskdump: crate::dump::AVAILABLE,
-                debug_assertions: cfg!(debug_assertions),
-                target_os: std::env::consts::OS,
-                target_arch: std::env::consts::ARCH,
-            },
-            snapshot,
-        };
-        let body = serde_json::to_string_pretty(&r);
-        (r.generated_at_ms, body)
-    });
-    let disposition = format!("attachment; filename=\"leakscope-report-{report}.json\"");
+    let config = ConfigInfo::current();
+    let snapshot = leakscope::snapshot();
+    let report = Report {
+        generated_at_ms: snapshot.taken_at_ms,
+        history: sampler::history(),
+        config,
+        build: BuildInfo::THIS,
+        snapshot,
+    };
+    let body = serde_json::to_string_pretty(&report)?;
+    let disposition = format!(
+        "attachment; filename=\"leakscope-report-{}.json\"",
+        report.generated_at_ms
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        body?,
+        body,
     )
         .into_response())
 }

@@ -166,17 +166,14 @@ pub(crate) async fn connection(
     Params::parse(q.as_deref(), &[])?;
     let id = parse_id("conn", &raw)?;
     let ctx = Ctx::new(&original, &uri, token.as_deref());
-    let html = leakscope::untracked(|| {
-        let s = leakscope::connection_snapshot(id);
-        match s.as_ref().and_then(|s| Some((s, s.connection(id)?))) {
-            Some((s, c)) => Ok(conn_page(ctx, s, c)?),
-            None => Err(DashError::not_found(format!(
-                "connection {id} is not tracked: it never existed, or it closed cleanly and was \
-                 evicted after the retention period"
-            ))),
-        }
-    })?;
-    Ok(Html(html))
+    let s = leakscope::connection_snapshot(id);
+    match s.as_ref().and_then(|s| Some((s, s.connection(id)?))) {
+        Some((s, c)) => Ok(Html(conn_page(ctx, s, c)?)),
+        None => Err(DashError::not_found(format!(
+            "connection {id} is not tracked: it never existed, or it closed cleanly and was \
+             evicted after the retention period"
+        ))),
+    }
 }
 
 #[derive(Template)]
@@ -266,7 +263,7 @@ async fn task_response(
         ))
     };
     let alive = {
-        let s = leakscope::untracked(|| leakscope::task_snapshot(id)).ok_or_else(missing)?;
+        let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
         let t = s.tasks.iter().find(|t| t.id == id).ok_or_else(missing)?;
         t.state == TaskState::Alive
     };
@@ -276,11 +273,9 @@ async fn task_response(
         (true, _) => Some(dump::backtrace(id).await),
     };
     // A fresh snapshot: the dump may have taken a while.
-    let (status, html) = leakscope::untracked(|| {
-        let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
-        let t = s.tasks.iter().find(|t| t.id == id).ok_or_else(missing)?;
-        Ok::<_, DashError>(task_page(ctx, &s, t, dump)?)
-    })?;
+    let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
+    let t = s.tasks.iter().find(|t| t.id == id).ok_or_else(missing)?;
+    let (status, html) = task_page(ctx, &s, t, dump)?;
     Ok((status, Html(html)))
 }
 

@@ -288,6 +288,6 @@ pub(crate) async fn overview(
     let p = Params::parse(q.as_deref(), &["state", "label", "page", "per_page"])?;
     let filter = Filter::from_params(&p)?;
     let ctx = Ctx::new(&original, &uri, token.as_deref());
-    let html = leakscope::untracked(|| render(ctx, &leakscope::snapshot(), &filter))?;
+    let html = render(ctx, &leakscope::snapshot(), &filter)?;
     Ok(Html(html))
 }
