@@ -3,7 +3,11 @@
 //! These types are the public JSON contract of `GET /api/snapshot`. Field names never change;
 //! new fields may be added (the structs are `#[non_exhaustive]`).
 
+mod verdicts;
+
 use serde::{Deserialize, Serialize};
+
+pub use verdicts::{RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Which tracking mode is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +156,12 @@ pub struct Snapshot {
     /// connections are counted in `totals.connections_untracked` and a warning says so.
     #[serde(default)]
     pub max_tracked_connections: u64,
+    /// Orphans grouped by the code that leaks them and the route, leaks first, largest first.
+    #[serde(default)]
+    pub signatures: Vec<Signature>,
+    /// Per route: its closed connections and whether they keep retaining bytes as a group.
+    #[serde(default)]
+    pub routes: Vec<RouteInfo>,
 }
 
 /// One connection.
@@ -231,6 +241,10 @@ pub struct TaskInfo {
     pub detached: bool,
     /// `"async"` or `"blocking"`.
     pub kind: TaskKind,
+    /// Alive past its connection's grace period, but a global started lazily by that
+    /// connection (see [`Verdict::Shared`]): not an orphan.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// Exact counters since start.
@@ -271,6 +285,12 @@ pub struct Totals {
     /// Tagged tasks that ended: `tasks_spawned = live_tasks + tasks_ended`.
     #[serde(default)]
     pub tasks_ended: u64,
+    /// Tasks alive past their connection's grace period that are shared globals, not orphans.
+    #[serde(default)]
+    pub shared_tasks: u64,
+    /// Routes whose closed connections keep retaining bytes as a group (`routes[].verdict`).
+    #[serde(default)]
+    pub routes_leaking: u64,
 }
 
 /// Heap totals from the tracking allocator.
@@ -326,6 +346,8 @@ impl Snapshot {
             heap: HeapTotals::default(),
             warnings: Vec::new(),
             max_tracked_connections: 0,
+            signatures: Vec::new(),
+            routes: Vec::new(),
         }
     }
 

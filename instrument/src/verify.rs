@@ -183,6 +183,7 @@ impl Verify {
     fn ignored_task(&self, t: &TaskInfo) -> bool {
         t.state != TaskState::Alive
             || t.detached
+            || t.shared
             || self
                 .ignore_locations
                 .iter()

@@ -9,10 +9,12 @@
 mod event;
 mod records;
 mod retention;
+mod sites;
 mod state;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod verdicts;
 mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +112,7 @@ impl Collector {
     /// runtime without leakscope's hooks). Says so once; the mode does not change.
     pub(crate) fn mark_hooks_missing(&self) {
         if !self.hooks_missing.swap(true, Ordering::Relaxed) {
+            let _g = tag::untracked();
             self.warn(
                 "a connection ran without leakscope's hooks (in a LocalSet, or on a runtime \
                  built without leakscope::runtime() / RuntimeBuilderExt::leakscope(), or \

@@ -16,6 +16,8 @@
 //!   the oldest leaking one is folded; only when every slot is open or in grace is the new
 //!   connection left without a slot (counted, and a warning says so).
 
+use std::panic::Location;
+
 use super::state::{Class, State};
 use crate::ids::ConnId;
 
@@ -60,6 +62,7 @@ impl State {
             } else {
                 Class::Clean
             };
+            self.record_verdict(id, now);
             self.set_class(id, next);
         }
         // 2. Clean ones: retention and cap.
@@ -82,6 +85,29 @@ impl State {
                 break;
             };
             self.evict_judged(id, now);
+        }
+    }
+
+    /// Remembers, per route and spawn site, what a connection being judged left behind.
+    fn record_verdict(&mut self, id: ConnId, now: u64) {
+        let Some(c) = self.conns.get(&id) else { return };
+        let mut leaked_from: Vec<&'static Location<'static>> = c
+            .alive_ids
+            .iter()
+            .filter_map(|t| self.tasks.get(t))
+            .filter(|t| !t.detached)
+            .map(|t| t.location)
+            .collect();
+        leaked_from.sort_unstable_by_key(|l| (l.file(), l.line(), l.column()));
+        leaked_from.dedup();
+        let label = c.label.clone();
+        if self.sites.judged(id, &label, &leaked_from, now) {
+            self.warn(format!(
+                "more than {} routes or {} spawn sites per route: leak signatures stop \
+                 tracking new ones (their orphans stay orphans)",
+                super::sites::MAX_LABELS,
+                super::sites::MAX_SITES
+            ));
         }
     }
 

@@ -14,6 +14,7 @@ use super::event::{Applied, Event};
 pub(crate) use super::records::{
     Class, Conn, Counters, FoldedConn, FoldedTask, HashMap, IdHasher, Task,
 };
+use super::sites::Sites;
 use crate::config::Config;
 use crate::heap::slots::{FIRST_CONN_SLOT, SlotTable};
 use crate::ids::{ConnId, Tag, TaskId};
@@ -39,6 +40,8 @@ pub(crate) struct State {
     /// Tags of folded or ignored connections with alive or pending tasks.
     pub folded_tags: HashMap<Tag, FoldedConn>,
     pub warnings: Vec<String>,
+    /// Per route and spawn site: what judged connections left behind.
+    pub sites: Sites,
     pub counters: Counters,
     pub open_count: u64,
     /// Every eviction as (id, closed_at, judged at, leaking): for the model test.
@@ -66,6 +69,7 @@ impl State {
             folded_tasks: HashMap::default(),
             folded_tags: HashMap::default(),
             warnings,
+            sites: Sites::default(),
             counters: Counters::default(),
             open_count: 0,
             #[cfg(test)]

@@ -7,6 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::state::{Class, Conn, Counters, State, Task};
+use super::verdicts::Judged;
 use crate::heap::slots::{Counts, SlotTable};
 use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::{
@@ -34,11 +35,15 @@ pub(super) struct ConnRow {
 /// What the totals need of every connection (plain data, no names).
 #[derive(Clone, Copy)]
 pub(super) struct ConnTot {
+    id: u64,
     tag: Tag,
     closed_at_ms: Option<u64>,
     alive: u64,
     alive_attached: u64,
 }
+
+/// What a task row needs of its connection: when it closed, and its route.
+type ConnOf = (Option<u64>, Arc<str>);
 
 /// A task, copied.
 #[derive(Clone)]
@@ -73,6 +78,8 @@ pub(super) struct Frozen {
     folded_alive: u64,
     folded_orphans: u64,
     warnings: Vec<String>,
+    /// Signatures, shared globals and routes.
+    judged: Judged,
 }
 
 fn conn_row(c: &Conn) -> ConnRow {
@@ -94,6 +101,7 @@ fn conn_row(c: &Conn) -> ConnRow {
 
 fn conn_tot(c: &Conn) -> ConnTot {
     ConnTot {
+        id: c.id.0,
         tag: c.tag,
         closed_at_ms: c.closed_at_ms,
         alive: c.alive,
@@ -198,6 +206,7 @@ impl Frozen {
             folded_alive: st.folded_tasks.len() as u64,
             folded_orphans,
             warnings: st.warnings.clone(),
+            judged: Judged::copy(st, now, grace, tracking),
         }
     }
 
@@ -213,13 +222,19 @@ impl Frozen {
         }
     }
 
-    /// Orphans of a connection: its attached alive tasks once its grace period passed.
-    fn orphans(&self, closed_at_ms: Option<u64>, alive_attached: u64) -> u64 {
+    /// Orphans of a connection: its attached alive tasks once its grace period passed, but
+    /// shared globals.
+    fn orphans(&self, id: u64, closed_at_ms: Option<u64>, alive_attached: u64) -> u64 {
         if self.past_grace(closed_at_ms) {
-            alive_attached
+            alive_attached - self.shared_of(id)
         } else {
             0
         }
+    }
+
+    /// A connection's alive tasks that are shared globals.
+    fn shared_of(&self, id: u64) -> u64 {
+        self.judged.shared_alive.get(&id).copied().unwrap_or(0)
     }
 
     fn conn(&self, c: &ConnRow, counts: Counts) -> ConnectionInfo {
@@ -242,7 +257,7 @@ impl Frozen {
             closed_at_ms: c.closed_at_ms,
             close_reason: c.close_reason.map(str::to_owned),
             live_tasks: c.alive,
-            orphan_tasks: self.orphans(c.closed_at_ms, c.alive_attached),
+            orphan_tasks: self.orphans(c.id, c.closed_at_ms, c.alive_attached),
             tasks_spawned: c.spawned,
             live_bytes: live,
             retained_bytes: retained,
@@ -254,18 +269,21 @@ impl Frozen {
         }
     }
 
-    /// (orphan, outlived close by) of a task.
-    fn judge_task(&self, t: &TaskRow, closed: Option<u64>) -> (bool, Option<u64>) {
+    /// (orphan, shared, outlived close by) of a task of a connection (closed at, label).
+    fn judge_task(&self, t: &TaskRow, conn: Option<&ConnOf>) -> (bool, bool, Option<u64>) {
+        let closed = conn.and_then(|c| c.0);
         let alive = t.ended_at_ms.is_none();
         let outlived = closed.and_then(|c| {
             let end = t.ended_at_ms.unwrap_or(self.now);
             (end > c).then(|| end - c)
         });
-        (alive && !t.detached && self.past_grace(closed), outlived)
+        let past = alive && !t.detached && self.past_grace(closed);
+        let shared = past && conn.is_some_and(|c| self.judged.is_shared(t.location, &c.1));
+        (past && !shared, shared, outlived)
     }
 
-    fn task(&self, t: &TaskRow, closed: Option<u64>) -> TaskInfo {
-        let (orphan, outlived) = self.judge_task(t, closed);
+    fn task(&self, t: &TaskRow, conn: Option<&ConnOf>) -> TaskInfo {
+        let (orphan, shared, outlived) = self.judge_task(t, conn);
         let mut name = String::with_capacity(48);
         let _ = match &t.name {
             Some(n) => write!(name, "conn={} {n}", t.conn_id),
@@ -297,21 +315,25 @@ impl Frozen {
             } else {
                 TaskKind::Async
             },
+            shared,
         }
     }
 
     /// Builds the snapshot (outside the lock).
     pub(super) fn build(self, mode: Mode) -> Snapshot {
-        let closed_of: crate::collector::state::HashMap<u64, Option<u64>> =
-            self.conns.iter().map(|c| (c.id, c.closed_at_ms)).collect();
-        let closed = |t: &TaskRow| closed_of.get(&t.conn_id).copied().flatten();
+        let conn_of: crate::collector::state::HashMap<u64, ConnOf> = self
+            .conns
+            .iter()
+            .map(|c| (c.id, (c.closed_at_ms, c.label.clone())))
+            .collect();
+        let closed = |t: &TaskRow| conn_of.get(&t.conn_id);
         // Sort small keys, then build the (large) rows in order.
         let mut order: Vec<(bool, Option<u64>, u64, usize)> = self
             .tasks
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let (orphan, outlived) = self.judge_task(t, closed(t));
+                let (orphan, _, outlived) = self.judge_task(t, closed(t));
                 (orphan, outlived, t.id, i)
             })
             .collect();
@@ -332,7 +354,7 @@ impl Frozen {
             } else {
                 0
             };
-            let o = self.orphans(c.closed_at_ms, c.alive_attached);
+            let o = self.orphans(c.id, c.closed_at_ms, c.alive_attached);
             orphans += o;
             live_tasks += c.alive;
             heap.connection_live_bytes += live;
@@ -351,6 +373,7 @@ impl Frozen {
             heap.untagged_live_bytes = self.slots.untagged().live_bytes();
             heap.evicted_live_bytes = self.slots.stale().live_bytes();
         }
+        let routes = self.judged.routes();
         let k = &self.counters;
         let totals = Totals {
             connections_opened: k.opened,
@@ -366,6 +389,11 @@ impl Frozen {
             connections_leaking: leaking + k.folded_leaking,
             connections_folded_leaking: k.folded_leaking,
             tasks_ended: k.ended,
+            shared_tasks: self.judged.shared_alive.values().sum(),
+            routes_leaking: routes
+                .iter()
+                .filter(|r| r.verdict == crate::snapshot::Verdict::Leak)
+                .count() as u64,
         };
         let mut warnings = self.warnings;
         if mode != Mode::Hooks {
@@ -383,6 +411,8 @@ impl Frozen {
             heap,
             warnings,
             max_tracked_connections: self.capacity,
+            signatures: self.judged.signatures(),
+            routes,
         }
     }
 }

@@ -193,6 +193,7 @@ mod imp {
         let info = handoff::take_pending();
         let id = TaskId::of(m.id());
         if !task_table::insert(id, t) && task_table::dropped() == 1 {
+            let _g = tag::untracked();
             collector::get().warn(
                 "more than 66,000 tagged tasks alive with colliding ids: some run untagged (their \
                  allocations are charged to nobody); their lifetimes are still tracked"

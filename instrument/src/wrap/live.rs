@@ -24,7 +24,7 @@ pub(crate) struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.owner && !self.closed.load(Ordering::Relaxed) {
-            send(Event::Closed {
+            send(|| Event::Closed {
                 id: self.id,
                 reason: "every handle dropped",
             });
@@ -32,8 +32,11 @@ impl Drop for Inner {
     }
 }
 
-fn send(ev: Event) {
-    collector::get().send(ev);
+/// Sends an event built by `ev`, untracked: what the event allocates (a label, a peer) is
+/// kept by the collector and must never count as the connection's retained bytes.
+fn send(ev: impl FnOnce() -> Event) {
+    let _g = tag::untracked();
+    collector::get().send(ev());
 }
 
 fn inner(id: ConnId, tag: Tag, owner: bool, span: tracing::Span) -> Arc<Inner> {
@@ -93,14 +96,14 @@ impl Inner {
     }
 
     pub(crate) fn set_label(&self, label: &str) {
-        send(Event::Relabelled {
+        send(|| Event::Relabelled {
             id: self.id,
             label: label.into(),
         });
     }
 
     pub(crate) fn set_peer(&self, peer: String) {
-        send(Event::PeerSet {
+        send(|| Event::PeerSet {
             id: self.id,
             peer: peer.into(),
         });
@@ -108,13 +111,13 @@ impl Inner {
 
     pub(crate) fn ignore(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        send(Event::Ignored { id: self.id });
+        send(|| Event::Ignored { id: self.id });
     }
 
     /// The first close wins.
     pub(crate) fn close(&self, reason: &'static str) {
         if !self.closed.swap(true, Ordering::Relaxed) {
-            send(Event::Closed {
+            send(|| Event::Closed {
                 id: self.id,
                 reason,
             });

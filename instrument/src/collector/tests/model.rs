@@ -82,6 +82,8 @@ pub(super) struct MConn {
     pub(super) tag: Tag,
     pub(super) closed_at: Option<u64>,
     pub(super) ignored: bool,
+    /// Judged (close + grace passed while tracked): counted in the route's history.
+    pub(super) judged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +113,10 @@ pub(super) struct Model {
     pub(super) blocks: Vec<MBlock>,
     pub(super) next_task: u64,
     pub(super) prev: Totals,
+    /// The route's history (every model connection has one label and spawns at one site):
+    /// connections judged, and those judged with an orphan.
+    pub(super) judged: u64,
+    pub(super) leaked: u64,
 }
 
 fn loc() -> &'static Location<'static> {
@@ -144,6 +150,8 @@ impl Model {
             blocks: Vec::new(),
             next_task: 1,
             prev: Totals::default(),
+            judged: 0,
+            leaked: 0,
         }
     }
 
@@ -189,6 +197,7 @@ impl Model {
                     tag,
                     closed_at: None,
                     ignored: false,
+                    judged: false,
                 });
             }
             Op::Close(i) => {
