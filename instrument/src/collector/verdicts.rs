@@ -33,6 +33,9 @@ struct SigAgg {
     judged: u64,
 }
 
+/// A route: judged since start, and its listed judged connections as (closed at, retained).
+type RouteAgg = (u64, Vec<(u64, u64)>);
+
 /// What the verdicts need, copied under the lock.
 #[derive(Default)]
 pub(super) struct Judged {
@@ -41,8 +44,7 @@ pub(super) struct Judged {
     /// Connection id -> its alive tasks that are shared globals.
     pub(super) shared_alive: HashMap<u64, u64>,
     sigs: Vec<SigAgg>,
-    /// Route -> (judged since start, listed judged connections as (closed at, retained)).
-    routes: HashMap<Arc<str>, (u64, Vec<(u64, u64)>)>,
+    routes: HashMap<Arc<str>, RouteAgg>,
 }
 
 impl Judged {

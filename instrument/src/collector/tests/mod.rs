@@ -73,7 +73,7 @@ impl Model {
         assert_eq!(t.live_tasks, alive, "alive");
         // A single site and route: its one leak is shared once 3 other connections were judged
         // (for listed connections; folded ones' tasks stay orphans).
-        let shared_site = self.leaked == 1 && self.judged - 1 >= 3;
+        let shared_site = self.leaked == 1 && self.judged > 3;
         let past: Vec<&MTask> = self
             .tasks
             .iter()
