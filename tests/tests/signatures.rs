@@ -161,3 +161,42 @@ fn a_route_keeping_a_few_kib_per_connection_is_a_slow_leak() {
         );
     });
 }
+
+#[test]
+fn the_demo_shows_a_slow_leak_and_a_shared_task_and_its_clean_route_neither() {
+    init(GRACE);
+    run(async {
+        let addr = serve_chat().await;
+        for _ in 0..12 {
+            Client::visit(addr, "/ws/leaky/slow").await;
+            Client::visit(addr, "/ws").await;
+        }
+        let s = wait_for("the demo's verdicts", DEADLINE, || async {
+            let s = leakscope::snapshot();
+            let slow = s.routes.iter().any(|r| r.label == "/ws/leaky/slow");
+            let judged = s
+                .routes
+                .iter()
+                .any(|r| r.label == "/ws" && r.connections_closed >= 12);
+            (slow && judged).then_some(s)
+        })
+        .await;
+        let slow = s
+            .routes
+            .iter()
+            .find(|r| r.label == "/ws/leaky/slow")
+            .unwrap();
+        assert_eq!(slow.verdict, Verdict::Leak, "{slow:?}");
+        let clean = s.routes.iter().find(|r| r.label == "/ws").unwrap();
+        assert_eq!(clean.verdict, Verdict::Ok, "{clean:?}");
+        if hooks_mode() {
+            let shared = s
+                .signatures
+                .iter()
+                .find(|g| g.label == "/ws/leaky/slow")
+                .expect("the stats reporter's signature");
+            assert_eq!(shared.verdict, Verdict::Shared, "{shared:?}");
+            assert!(shared.site.contains("slow.rs"), "{shared:?}");
+        }
+    });
+}

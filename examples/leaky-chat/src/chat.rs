@@ -13,7 +13,8 @@ pub async fn index() -> Html<&'static str> {
     Html(
         "<!doctype html><title>leaky-chat</title><h1>leaky-chat</h1>\
          <p>WebSocket routes: <code>/ws</code> (clean), <code>/ws/leaky/forwarder</code>, \
-         <code>/ws/leaky/heartbeat</code>, <code>/ws/leaky/bytes</code>. \
+         <code>/ws/leaky/heartbeat</code>, <code>/ws/leaky/bytes</code>, \
+         <code>/ws/leaky/slow</code>. \
          The leakscope dashboard runs on <code>LEAKSCOPE_DASHBOARD_ADDR</code> \
          (default <a href=\"http://127.0.0.1:6680/\">127.0.0.1:6680</a>).</p>",
     )

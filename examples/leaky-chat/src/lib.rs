@@ -8,10 +8,12 @@
 //! | `/ws/leaky/forwarder` | the broadcast-forwarding task is never aborted and ignores send errors | one orphan per closed connection |
 //! | `/ws/leaky/heartbeat` | a helper starts a heartbeat with plain `tokio::spawn`, which spawns a ticker | two orphans per closed connection |
 //! | `/ws/leaky/bytes` | keeps each connection's messages in a global map after close | retained bytes per connection |
+//! | `/ws/leaky/slow` | keeps a 6 KiB session record per connection; the first connection starts a global stats reporter | a route-level slow leak; a shared task |
 
 pub mod chat;
 pub mod heartbeat;
 pub mod load;
+pub mod slow;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,8 @@ pub struct AppState {
     pub tx: broadcast::Sender<String>,
     /// `/ws/leaky/bytes` keeps each connection's messages here, forever (the leak).
     pub kept: Arc<Mutex<HashMap<u64, Vec<Vec<u8>>>>>,
+    /// `/ws/leaky/slow` keeps a session record per connection here, forever (the slow leak).
+    pub sessions: Arc<Mutex<Vec<Vec<u8>>>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -37,6 +41,7 @@ impl AppState {
         AppState {
             tx,
             kept: Arc::default(),
+            sessions: Arc::default(),
             next_id: Arc::default(),
         }
     }
@@ -61,13 +66,15 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/leaky/forwarder", get(chat::leaky_forwarder))
         .route("/ws/leaky/heartbeat", get(heartbeat::leaky_heartbeat))
         .route("/ws/leaky/bytes", get(chat::leaky_bytes))
+        .route("/ws/leaky/slow", get(slow::leaky_slow))
         .with_state(state)
 }
 
 /// The routes `--load` and the load generator drive.
-pub const ROUTES: [&str; 4] = [
+pub const ROUTES: [&str; 5] = [
     "/ws",
     "/ws/leaky/forwarder",
     "/ws/leaky/heartbeat",
     "/ws/leaky/bytes",
+    "/ws/leaky/slow",
 ];

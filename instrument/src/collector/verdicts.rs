@@ -4,12 +4,16 @@
 //! and `routes` build the rows outside it.
 //!
 //! **Route rule.** A route's closed connections, once judged, are a *slow leak* when at least
-//! [`ROUTE_MIN`] of them are listed, at least 80% of those still retain bytes, and the oldest
-//! third retains on average at least half as much as the newest third: what each connection
-//! left stays, whatever its age. Residue that does not grow with connections (a broadcast
-//! channel's bounded ring, a map's grown capacity) is held by the newest connections only, so a
-//! clean route does not get the verdict. Limits: only listed connections count (evicted clean
-//! ones no longer do), and a route needs [`ROUTE_MIN`] closed connections before it is judged.
+//! [`ROUTE_MIN`] of them are listed, at least 80% of those still retain bytes, they retain at
+//! least [`ROUTE_MIN_BYTES`] each on average, and the oldest third retains on average at least
+//! half as much as the newest third: what each connection left stays, whatever its age.
+//! Residue that does not grow with connections is held by the newest connections only (a
+//! broadcast channel's bounded ring, once it wrapped) or by one connection (a map's grown
+//! capacity), so a clean route does not get the verdict. Limits: only listed connections count
+//! (evicted clean ones no longer do); a route needs [`ROUTE_MIN`] closed connections before it
+//! is judged; a bounded buffer holding at least [`ROUTE_MIN_BYTES`] per connection looks like a
+//! slow leak until it wraps around (then its oldest connections retain nothing and the verdict
+//! clears).
 
 use std::collections::HashMap;
 use std::panic::Location;
@@ -21,6 +25,8 @@ use crate::snapshot::{RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Judged connections a route needs before it gets a verdict.
 pub(crate) const ROUTE_MIN: usize = 12;
+/// Bytes each judged connection of a route must retain on average for the slow-leak verdict.
+pub(crate) const ROUTE_MIN_BYTES: u64 = 1024;
 
 /// One site on one route, as found now.
 struct SigAgg {
@@ -176,13 +182,18 @@ fn route(label: &str, judged: u64, conns: &[(u64, u64)]) -> RouteInfo {
         mean(&by_age[..third.min(n)]),
         mean(&by_age[n - third.min(n)..]),
     );
-    let leak = n >= ROUTE_MIN && retaining * 10 >= n * 8 && oldest * 2 >= newest && oldest > 0;
+    let per = retained / (n as u64).max(1);
+    let leak = n >= ROUTE_MIN
+        && retaining * 10 >= n * 8
+        && per >= ROUTE_MIN_BYTES
+        && oldest * 2 >= newest
+        && oldest > 0;
     RouteInfo {
         label: label.to_owned(),
         connections_closed: judged,
         connections_retaining: retaining as u64,
         retained_bytes: retained,
-        retained_bytes_per_connection: retained / (n as u64).max(1),
+        retained_bytes_per_connection: per,
         verdict: if leak { Verdict::Leak } else { Verdict::Ok },
     }
 }
@@ -212,5 +223,8 @@ mod tests {
         // Every connection holds a little, but the old ones lost theirs: decays, not a leak.
         let decaying: Vec<(u64, u64)> = (0..15).map(|i| (i, 100 + i * 400)).collect();
         assert_eq!(route("/ws", 15, &decaying).verdict, Verdict::Ok);
+        // A ring of small chat messages that has not wrapped yet: below the floor.
+        let small: Vec<(u64, u64)> = (0..20).map(|i| (i, 60)).collect();
+        assert_eq!(route("/ws", 20, &small).verdict, Verdict::Ok);
     }
 }

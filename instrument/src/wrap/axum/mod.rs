@@ -26,6 +26,8 @@ mod listener;
 #[cfg(feature = "enabled")]
 mod ws;
 
+/// axum's WebSocket message, re-exported so one `use leakscope::axum::{...}` is enough.
+pub use axum::extract::ws::Message;
 pub use listener::track_listener;
 #[cfg(feature = "enabled")]
 pub use ws::{WebSocket, WebSocketUpgrade};
