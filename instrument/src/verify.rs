@@ -71,6 +71,7 @@ pub struct Verify {
     timeout: Option<Duration>,
     include_open: bool,
     allow_open: bool,
+    routes: bool,
     since: Option<Mark>,
     ignore_locations: Vec<String>,
     ignore_labels: Vec<String>,
@@ -88,6 +89,8 @@ struct Look {
     of_open: Vec<TaskInfo>,
     /// Orphans of connections folded into the totals (not listed).
     folded_orphans: u64,
+    /// Routes with a slow-leak verdict (`routes`).
+    slow_routes: Vec<crate::snapshot::RouteInfo>,
     /// Whether `of_open` counts.
     include_open: bool,
 }
@@ -134,6 +137,13 @@ impl Verify {
         self
     }
 
+    /// Also fails on a route whose closed connections keep retaining bytes as a group (a slow
+    /// leak: `Snapshot::routes`, verdict `leak`) among the routes of the judged connections.
+    pub fn routes(mut self, yes: bool) -> Self {
+        self.routes = yes;
+        self
+    }
+
     /// Ignores connections whose label equals `label`.
     pub fn ignore_label(mut self, label: impl Into<String>) -> Self {
         self.ignore_labels.push(label.into());
@@ -164,7 +174,7 @@ impl Verify {
         loop {
             let snap = crate::snapshot();
             let look = self.look(&snap);
-            if !look.orphans.is_empty() || look.folded_orphans > 0 {
+            if !look.orphans.is_empty() || look.folded_orphans > 0 || !look.slow_routes.is_empty() {
                 return Err(OrphanReport::new(&snap, look));
             }
             let open_fails = self.include_open && !look.of_open.is_empty();
@@ -200,6 +210,7 @@ impl Verify {
             open: Vec::new(),
             of_open: Vec::new(),
             folded_orphans: 0,
+            slow_routes: Vec::new(),
             include_open: self.include_open,
         };
         for c in snap.connections.iter().filter(|c| judged(c)) {
@@ -216,6 +227,19 @@ impl Verify {
                 (ConnState::Closed, true) => look.orphans.push(t.clone()),
                 (ConnState::Closed, false) => look.winding_down.push(t.clone()),
             }
+        }
+        if self.routes {
+            let mine = |label: &str| {
+                snap.connections
+                    .iter()
+                    .any(|c| judged(c) && c.label == label)
+            };
+            look.slow_routes = snap
+                .routes
+                .iter()
+                .filter(|r| r.verdict == crate::snapshot::Verdict::Leak && mine(&r.label))
+                .cloned()
+                .collect();
         }
         if self.since.is_none() && self.ignore_locations.is_empty() && self.ignore_labels.is_empty()
         {
@@ -264,6 +288,13 @@ impl OrphanReport {
                 c.label,
                 c.peer.as_deref().unwrap_or("-"),
                 c.live_tasks
+            ));
+        }
+        for r in &look.slow_routes {
+            lines.push(format!(
+                "route {:?}: a slow leak, {} of its closed connections still retain {} B each \
+                 ({} B in all)",
+                r.label, r.connections_retaining, r.retained_bytes_per_connection, r.retained_bytes
             ));
         }
         if look.folded_orphans > 0 {

@@ -145,6 +145,15 @@ fn a_route_keeping_a_few_kib_per_connection_is_a_slow_leak() {
             (per - 6144.0).abs() <= 614.0,
             "within 10% of 6 KiB per connection: {route:?}"
         );
+        let report = Verify::new()
+            .routes(true)
+            .allow_open(true)
+            .ignore_label("/ws/fetch")
+            .timeout(Duration::from_secs(2))
+            .check()
+            .await
+            .expect_err("Verify::routes fails on the slow route");
+        assert!(report.to_string().contains("/ws/slow"), "{report}");
         let s = leakscope::snapshot();
         let clean = s.routes.iter().find(|r| r.label == "/ws/clean").unwrap();
         assert_eq!(clean.verdict, Verdict::Ok, "{clean:?}");
