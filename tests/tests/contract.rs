@@ -39,6 +39,49 @@ fn the_snapshot_json_keeps_its_contract_fields() {
         assert_has(&v, &["mode", "grace_ms", "connections", "tasks", "totals"]);
         // Added by the collector issue (#8): part of the contract from now on.
         assert_has(&v, &["max_tracked_connections", "warnings", "heap"]);
+        // Added by the signatures issue (#10).
+        assert_has(&v, &["signatures", "routes"]);
+        let sig = v["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["label"] == "/contract")
+            .expect("the stuck task's signature");
+        assert_has(
+            sig,
+            &[
+                "kind",
+                "site",
+                "label",
+                "verdict",
+                "connections_leaked",
+                "connections_closed",
+                "orphan_tasks",
+                "retained_bytes",
+                "bytes_per_connection",
+                "first_seen_ms",
+                "last_seen_ms",
+            ],
+        );
+        assert_eq!(sig["kind"], "task");
+        assert_eq!(sig["verdict"], "leak");
+        let route = v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["label"] == "/contract")
+            .expect("the route");
+        assert_has(
+            route,
+            &[
+                "label",
+                "connections_closed",
+                "connections_retaining",
+                "retained_bytes",
+                "retained_bytes_per_connection",
+                "verdict",
+            ],
+        );
         assert!(["hooks", "explicit-spawn", "disabled"].contains(&v["mode"].as_str().unwrap()));
         let c = v["connections"]
             .as_array()
@@ -83,6 +126,7 @@ fn the_snapshot_json_keeps_its_contract_fields() {
                 "ended_at_ms",
                 "orphan",
                 "outlived_close_ms",
+                "shared",
             ],
         );
         assert_eq!(t["state"], "alive");
@@ -104,6 +148,8 @@ fn the_snapshot_json_keeps_its_contract_fields() {
                 "connections_leaking",
                 "connections_folded_leaking",
                 "tasks_ended",
+                "shared_tasks",
+                "routes_leaking",
             ],
         );
         let t = &v["totals"];
