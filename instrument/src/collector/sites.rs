@@ -85,6 +85,13 @@ impl Sites {
         self.full && !before
     }
 
+    /// Whether any site is shared now (so summaries need to look at tasks).
+    pub(crate) fn any_shared(&self) -> bool {
+        self.sites
+            .iter()
+            .any(|((_, label), s)| shared(s, self.judged_of(label)))
+    }
+
     /// Connections of `label` judged so far.
     pub(crate) fn judged_of(&self, label: &str) -> u64 {
         self.judged.get(label).copied().unwrap_or(0)
@@ -95,8 +102,13 @@ impl Sites {
         let Some(s) = self.sites.get(&(site, label.clone())) else {
             return false;
         };
-        s.leaked == 1 && self.judged_of(label).saturating_sub(s.leaked) >= SHARED_AFTER
+        shared(s, self.judged_of(label))
     }
+}
+
+/// The rule: one leak, and at least [`SHARED_AFTER`] other judged connections of the route.
+fn shared(s: &SiteStats, judged: u64) -> bool {
+    s.leaked == 1 && judged.saturating_sub(s.leaked) >= SHARED_AFTER
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::sites::{SiteKey, SiteStats};
-use super::state::State;
+use super::state::{HashMap as IdMap, State};
 use crate::snapshot::{RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Judged connections a route needs before it gets a verdict.
@@ -42,22 +42,38 @@ struct SigAgg {
 /// A route: judged since start, and its listed judged connections as (closed at, retained).
 type RouteAgg = (u64, Vec<(u64, u64)>);
 
+/// A site's address: `Location::caller()` hands out one static per call site (rarely more than
+/// one, across codegen units: `signatures` merges those by value).
+fn addr(site: &'static Location<'static>) -> usize {
+    std::ptr::from_ref(site) as usize
+}
+
 /// What the verdicts need, copied under the lock.
 #[derive(Default)]
 pub(super) struct Judged {
-    /// Shared sites: location -> routes.
-    shared: HashMap<&'static Location<'static>, Vec<Arc<str>>>,
+    /// Shared sites: site address -> routes.
+    shared: HashMap<usize, Vec<Arc<str>>>,
     /// Connection id -> its alive tasks that are shared globals.
-    pub(super) shared_alive: HashMap<u64, u64>,
+    pub(super) shared_alive: IdMap<u64, u64>,
     sigs: Vec<SigAgg>,
     routes: HashMap<Arc<str>, RouteAgg>,
 }
 
 impl Judged {
-    /// Copies the verdict inputs: every connection past its grace period.
-    pub(super) fn copy(st: &State, now: u64, grace: u64, tracking: bool) -> Judged {
+    /// Copies the verdict inputs: every connection past its grace period. With `signatures`
+    /// off (summaries, lookups) the tasks are only looked at when some site is shared.
+    pub(super) fn copy(
+        st: &State,
+        now: u64,
+        grace: u64,
+        tracking: bool,
+        signatures: bool,
+    ) -> Judged {
         let mut j = Judged::default();
-        let mut index: HashMap<SiteKey, usize> = HashMap::new();
+        let want_tasks = signatures || st.sites.any_shared();
+        // route -> site address -> index in `sigs`
+        let mut index: HashMap<&str, IdMap<usize, usize>> = HashMap::new();
+        let mut seen: Vec<usize> = Vec::new();
         for c in st.conns.values() {
             let Some(closed) = c.closed_at_ms.filter(|&t| now.saturating_sub(t) > grace) else {
                 continue;
@@ -68,16 +84,17 @@ impl Judged {
                 .entry(c.label.clone())
                 .or_insert_with(|| (st.sites.judged_of(&c.label), Vec::new()));
             route.1.push((closed, retained));
-            if c.alive_attached == 0 {
+            if c.alive_attached == 0 || !want_tasks {
                 continue;
             }
-            let mut seen: Vec<usize> = Vec::new();
+            let sites = index.entry(&c.label).or_default();
+            seen.clear();
             for t in c.alive_ids.iter().filter_map(|t| st.tasks.get(t)) {
                 if t.detached {
                     continue;
                 }
-                let key = (t.location, c.label.clone());
-                let i = *index.entry(key.clone()).or_insert_with(|| {
+                let i = *sites.entry(addr(t.location)).or_insert_with(|| {
+                    let key = (t.location, c.label.clone());
                     j.sigs.push(SigAgg {
                         shared: st.sites.is_shared(key.0, &key.1),
                         stats: st.sites.sites.get(&key).copied(),
@@ -98,12 +115,17 @@ impl Judged {
                 }
                 if s.shared {
                     *j.shared_alive.entry(c.id.0).or_default() += 1;
-                    let routes = j.shared.entry(t.location).or_default();
-                    if !routes.iter().any(|r| **r == *c.label) {
-                        routes.push(c.label.clone());
-                    }
                 }
             }
+        }
+        for s in j.sigs.iter().filter(|s| s.shared) {
+            let routes = j.shared.entry(addr(s.key.0)).or_default();
+            if !routes.contains(&s.key.1) {
+                routes.push(s.key.1.clone());
+            }
+        }
+        if !signatures {
+            j.sigs.clear();
         }
         j
     }
@@ -111,14 +133,27 @@ impl Judged {
     /// Whether a task spawned at `site` by a connection of `label` is a shared global.
     pub(super) fn is_shared(&self, site: &'static Location<'static>, label: &str) -> bool {
         self.shared
-            .get(site)
+            .get(&addr(site))
             .is_some_and(|routes| routes.iter().any(|r| **r == *label))
     }
 
     /// The signatures: leaks first, then the largest.
     pub(super) fn signatures(&self) -> Vec<Signature> {
-        let mut out: Vec<Signature> = self
-            .sigs
+        let mut merged: Vec<SigAgg> = Vec::with_capacity(self.sigs.len());
+        for s in &self.sigs {
+            match merged.iter_mut().find(|m| m.key == s.key) {
+                Some(m) => {
+                    m.orphan_tasks += s.orphan_tasks;
+                    m.conns += s.conns;
+                    m.retained += s.retained;
+                }
+                None => merged.push(SigAgg {
+                    key: s.key.clone(),
+                    ..*s
+                }),
+            }
+        }
+        let mut out: Vec<Signature> = merged
             .iter()
             .map(|s| {
                 let stats = s.stats;

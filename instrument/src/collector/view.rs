@@ -206,7 +206,7 @@ impl Frozen {
             folded_alive: st.folded_tasks.len() as u64,
             folded_orphans,
             warnings: st.warnings.clone(),
-            judged: Judged::copy(st, now, grace, tracking),
+            judged: Judged::copy(st, now, grace, tracking, matches!(which, Which::All)),
         }
     }
 
