@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use leakscope::{ConnectionInfo, Snapshot};
+use leakscope::{ConnState, ConnectionInfo, Snapshot, TaskInfo};
 use serde::Serialize;
 
 /// How many orphan rows the overview and the live stream show (the rest are counted).
@@ -53,6 +53,27 @@ pub(crate) fn ago(now_ms: u64, at_ms: Option<u64>) -> String {
     match at_ms {
         Some(t) => format!("{} ago", duration_ms(now_ms.saturating_sub(t))),
         None => "-".to_owned(),
+    }
+}
+
+/// How long a task lived: from spawn to its end, or to `now_ms` while alive.
+pub(crate) fn lifetime(t: &TaskInfo, now_ms: u64) -> String {
+    let end = t.ended_at_ms.unwrap_or(now_ms);
+    duration_ms(end.saturating_sub(t.spawned_at_ms))
+}
+
+/// How long a task outlived its socket's close, or `-`.
+pub(crate) fn outlived(t: &TaskInfo) -> String {
+    t.outlived_close_ms.map_or("-".to_owned(), duration_ms)
+}
+
+/// A connection's state as the pages name it (and style it): `open`, `closed`, or `leaking`
+/// for a closed connection that [`ConnectionInfo::is_leaking`] (a red row).
+pub(crate) fn conn_state(c: &ConnectionInfo) -> &'static str {
+    match c.state {
+        ConnState::Open => "open",
+        ConnState::Closed if c.is_leaking() => "leaking",
+        ConnState::Closed => "closed",
     }
 }
 

@@ -1,18 +1,29 @@
 //! The HTML pages. Every URL they contain is relative, so the dashboard works at `/` and
-//! nested under any prefix (`/_leakscope`).
+//! nested under any prefix (`/_leakscope`). Each handler takes a [`Ctx`]: where the page is,
+//! the token to carry on, and its query string.
 
-mod detail;
+mod connection;
 mod overview;
+mod task;
 mod timeline;
 
-pub(crate) use detail::{connection, task, task_dump};
+pub(crate) use connection::connection;
 pub(crate) use overview::overview;
+pub(crate) use task::{task, task_dump};
 
+use std::convert::Infallible;
+
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::Uri;
+use axum::http::request::Parts;
+use leakscope::TaskInfo;
 
 use crate::auth::TokenQuery;
+use crate::error::DashError;
+use crate::query::Params;
 
-/// Where the page is, for building relative links, and the token to carry on.
+/// Where the page is, for building relative links, and the token to carry on. An extractor:
+/// the URL the client asked for, the path this router saw, the query and the `?token=`.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     /// From the page's directory to the dashboard's root directory: `""`, `"../"`, or
@@ -26,12 +37,14 @@ pub(crate) struct Ctx {
     pub qa: String,
     /// The raw token for hidden form fields, else empty.
     pub token: String,
+    /// The raw query string, if the URL has a `?`.
+    query: Option<String>,
 }
 
 impl Ctx {
-    /// `original` is the URL the client asked for; `inner` the path this router saw (without
+    /// `original` is the URL the client asked for; `inner` the URL this router saw (without
     /// the prefix it is nested under).
-    pub(crate) fn new(original: &Uri, inner: &Uri, token: Option<&TokenQuery>) -> Ctx {
+    fn new(original: &Uri, inner: &Uri, token: Option<&TokenQuery>) -> Ctx {
         let (root, home) = links(original.path(), inner.path());
         let (q1, qa, token) = match token {
             Some(TokenQuery(pair)) => {
@@ -49,8 +62,54 @@ impl Ctx {
             q1,
             qa,
             token,
+            query: inner.query().map(str::to_owned),
         }
     }
+
+    /// The page's query parameters, checked against the keys it accepts.
+    pub(crate) fn params(&self, allowed: &[&str]) -> Result<Params, DashError> {
+        Params::parse(self.query.as_deref(), allowed)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Ctx, Infallible> {
+        let original = parts.extensions.get::<OriginalUri>().map(|o| &o.0);
+        let token = parts.extensions.get::<TokenQuery>();
+        Ok(Ctx::new(original.unwrap_or(&parts.uri), &parts.uri, token))
+    }
+}
+
+/// A label and a value, for the fact lists of the connection and task pages.
+struct Fact {
+    name: &'static str,
+    value: String,
+    class: &'static str,
+}
+
+impl Fact {
+    /// Shown in red when `bad`.
+    fn bad_if(mut self, bad: bool) -> Fact {
+        if bad {
+            self.class = "bad";
+        }
+        self
+    }
+}
+
+fn fact(name: &'static str, value: impl Into<String>) -> Fact {
+    Fact {
+        name,
+        value: value.into(),
+        class: "",
+    }
+}
+
+/// The row or badge class of a task: `orphan` (red) or none.
+fn orphan_class(t: &TaskInfo) -> &'static str {
+    if t.orphan { "orphan" } else { "" }
 }
 
 /// `(root, home)` for a page at `original` that this router sees as `inner`.

@@ -1,14 +1,10 @@
 //! `GET /`: counters, charts, the orphan table and the filterable, paginated connection table.
 
 use askama::Template;
-use axum::Extension;
-use axum::extract::{OriginalUri, RawQuery};
-use axum::http::Uri;
 use axum::response::Html;
 use leakscope::{ConnState, ConnectionInfo, Snapshot};
 
 use super::Ctx;
-use crate::auth::TokenQuery;
 use crate::error::{DashError, DashResult};
 use crate::query::Params;
 use crate::view::{self, ORPHAN_ROWS, OrphanRow};
@@ -41,6 +37,17 @@ impl StateFilter {
         })
     }
 
+    /// The choices of the filter form, this one selected.
+    fn options(self) -> Vec<StateOption> {
+        ["all", "open", "closed", "leaking"]
+            .into_iter()
+            .map(|value| StateOption {
+                value,
+                selected: value == self.as_str(),
+            })
+            .collect()
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             StateFilter::All => "all",
@@ -49,11 +56,6 @@ impl StateFilter {
             StateFilter::Leaking => "leaking",
         }
     }
-}
-
-/// Closed with orphan tasks, or retaining more bytes than the threshold.
-fn is_leaking(c: &ConnectionInfo) -> bool {
-    c.state == ConnState::Closed && (c.orphan_tasks > 0 || c.leaking_memory)
 }
 
 struct Filter {
@@ -78,7 +80,7 @@ impl Filter {
             StateFilter::All => true,
             StateFilter::Open => c.state == ConnState::Open,
             StateFilter::Closed => c.state == ConnState::Closed,
-            StateFilter::Leaking => is_leaking(c),
+            StateFilter::Leaking => view::conn_state(c) == "leaking",
         };
         state && (self.label.is_empty() || c.label.contains(self.label.as_str()))
     }
@@ -115,7 +117,7 @@ struct ConnRow {
     id: u64,
     label: String,
     peer: String,
-    class: &'static str,
+    /// `open`, `closed` or `leaking`: also the row's class.
     state: &'static str,
     opened: String,
     closed: String,
@@ -210,19 +212,11 @@ fn counters(s: &Snapshot) -> Vec<Counter> {
 }
 
 fn conn_row(now: u64, c: &ConnectionInfo) -> ConnRow {
-    let (class, state) = if is_leaking(c) {
-        ("leaking", "leaking")
-    } else if c.state == ConnState::Open {
-        ("open", "open")
-    } else {
-        ("closed", "closed")
-    };
     ConnRow {
         id: c.id,
         label: c.label.clone(),
         peer: c.peer.clone().unwrap_or_else(|| "-".to_owned()),
-        class,
-        state,
+        state: view::conn_state(c),
         opened: view::ago(now, Some(c.opened_at_ms)),
         closed: view::ago(now, c.closed_at_ms),
         close_reason: c.close_reason.clone().unwrap_or_else(|| "-".to_owned()),
@@ -255,13 +249,7 @@ fn render(ctx: Ctx, s: &Snapshot, f: &Filter) -> Result<String, askama::Error> {
         orphans_more: listed.saturating_sub(orphans.len() as u64),
         orphans,
         orphans_listed: listed,
-        states: ["all", "open", "closed", "leaking"]
-            .into_iter()
-            .map(|value| StateOption {
-                value,
-                selected: value == f.state.as_str(),
-            })
-            .collect(),
+        states: f.state.options(),
         label: &f.label,
         per_page: f.per_page,
         tracked: s.connections.len(),
@@ -279,15 +267,9 @@ fn render(ctx: Ctx, s: &Snapshot, f: &Filter) -> Result<String, askama::Error> {
 }
 
 /// `GET /?state=open|closed|leaking&label=...&page=N&per_page=M`.
-pub(crate) async fn overview(
-    OriginalUri(original): OriginalUri,
-    uri: Uri,
-    RawQuery(q): RawQuery,
-    token: Option<Extension<TokenQuery>>,
-) -> DashResult<Html<String>> {
-    let p = Params::parse(q.as_deref(), &["state", "label", "page", "per_page"])?;
+pub(crate) async fn overview(ctx: Ctx) -> DashResult<Html<String>> {
+    let p = ctx.params(&["state", "label", "page", "per_page"])?;
     let filter = Filter::from_params(&p)?;
-    let ctx = Ctx::new(&original, &uri, token.as_deref());
     let html = render(ctx, &leakscope::snapshot(), &filter)?;
     Ok(Html(html))
 }

@@ -100,6 +100,89 @@ fn short(name: &str) -> String {
     }
 }
 
+/// Maps times in `t0..=t1` (Unix milliseconds) to x coordinates of the plot.
+struct Scale {
+    t0: u64,
+    t1: u64,
+}
+
+impl Scale {
+    fn x(&self, t: u64) -> f64 {
+        let span = (self.t1 - self.t0) as f64;
+        PLOT_X0 + (t.clamp(self.t0, self.t1) - self.t0) as f64 / span * (PLOT_X1 - PLOT_X0)
+    }
+}
+
+/// An SVG coordinate.
+fn fx(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// Task `t`'s bar in row `row`.
+fn bar(scale: &Scale, row: usize, t: &TaskInfo, now_ms: u64) -> Bar {
+    let end = t.ended_at_ms.unwrap_or(now_ms);
+    let (x0, x1) = (scale.x(t.spawned_at_ms), scale.x(end));
+    let y = TOP + row as u32 * ROW;
+    Bar {
+        task_id: t.id,
+        name: bar_label(t),
+        class: class_of(t),
+        title: format!(
+            "task {} {}: {}, lived {}, spawned at {}",
+            t.id,
+            t.name,
+            t.state_text(),
+            view::lifetime(t, now_ms),
+            t.spawned_at
+        ),
+        x: fx(x0),
+        w: fx((x1 - x0).max(2.0)),
+        y,
+        text_y: y + BAR_H - 1,
+    }
+}
+
+/// The connection's opened, closed and grace-over lines, each label on its own line.
+fn marks(scale: &Scale, conn: &ConnectionInfo, grace_ms: u64) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    let mut mark_at = |t: u64, class, label: &'static str| {
+        let xm = scale.x(t);
+        let line = marks.len() as u32;
+        // Flip the label to the left of its line near the right edge.
+        let fits = xm + 8.0 + label.len() as f64 * 7.0 < PLOT_X1;
+        marks.push(Mark {
+            x: fx(xm),
+            class,
+            label,
+            anchor: if fits { "start" } else { "end" },
+            label_x: fx(if fits { xm + 4.0 } else { xm - 4.0 }),
+            label_y: 11 + line * LABEL_LINE,
+            line_y: 3 + line * LABEL_LINE,
+        });
+    };
+    mark_at(conn.opened_at_ms, "opened", "opened");
+    if let Some(closed) = conn.closed_at_ms {
+        mark_at(closed, "closed", "socket closed");
+        let grace_end = closed + grace_ms;
+        if grace_end < scale.t1 {
+            mark_at(grace_end, "grace", "grace over");
+        }
+    }
+    marks
+}
+
+/// The tick `back` milliseconds before now.
+fn tick(scale: &Scale, back: u64) -> Tick {
+    Tick {
+        x: fx(scale.x(scale.t1 - back)),
+        label: if back == 0 {
+            "now".to_owned()
+        } else {
+            format!("−{}", view::duration_ms(back))
+        },
+    }
+}
+
 /// Lays out `tasks` (already in display order) of `conn`, at most `max_rows` of them.
 pub(crate) fn build(
     conn: &ConnectionInfo,
@@ -115,74 +198,14 @@ pub(crate) fn build(
         .chain(std::iter::once(conn.opened_at_ms))
         .min()
         .unwrap_or(now_ms);
-    let t1 = now_ms.max(t0 + 1);
-    let span = (t1 - t0) as f64;
-    let x = |t: u64| PLOT_X0 + (t.clamp(t0, t1) - t0) as f64 / span * (PLOT_X1 - PLOT_X0);
-    let fx = |v: f64| format!("{v:.1}");
-    let bars = shown
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let end = t.ended_at_ms.unwrap_or(now_ms);
-            let (x0, x1) = (x(t.spawned_at_ms), x(end));
-            let y = TOP + i as u32 * ROW;
-            let life = view::duration_ms(end.saturating_sub(t.spawned_at_ms));
-            let state = match (t.orphan, t.ended_by) {
-                (true, _) => "ORPHAN, alive".to_owned(),
-                (false, Some(by)) => format!("ended ({})", by.as_str()),
-                (false, None) => "alive".to_owned(),
-            };
-            Bar {
-                task_id: t.id,
-                name: bar_label(t),
-                class: class_of(t),
-                title: format!(
-                    "task {} {}: {state}, lived {life}, spawned at {}",
-                    t.id, t.name, t.spawned_at
-                ),
-                x: fx(x0),
-                w: fx((x1 - x0).max(2.0)),
-                y,
-                text_y: y + BAR_H - 1,
-            }
-        })
-        .collect::<Vec<_>>();
-    let mark_at = |marks: &mut Vec<Mark>, t: u64, class, label: &'static str| {
-        let xm = x(t);
-        let line = marks.len() as u32;
-        // Flip the label to the left of its line near the right edge.
-        let fits = xm + 8.0 + label.len() as f64 * 7.0 < PLOT_X1;
-        marks.push(Mark {
-            x: fx(xm),
-            class,
-            label,
-            anchor: if fits { "start" } else { "end" },
-            label_x: fx(if fits { xm + 4.0 } else { xm - 4.0 }),
-            label_y: 11 + line * LABEL_LINE,
-            line_y: 3 + line * LABEL_LINE,
-        });
+    let scale = Scale {
+        t0,
+        t1: now_ms.max(t0 + 1),
     };
-    let mut marks = Vec::new();
-    mark_at(&mut marks, conn.opened_at_ms, "opened", "opened");
-    if let Some(closed) = conn.closed_at_ms {
-        mark_at(&mut marks, closed, "closed", "socket closed");
-        let grace_end = closed + grace_ms;
-        if grace_end < t1 {
-            mark_at(&mut marks, grace_end, "grace", "grace over");
-        }
-    }
-    let ticks = ticks(t1 - t0)
-        .map(|back| Tick {
-            x: fx(x(t1 - back)),
-            label: if back == 0 {
-                "now".to_owned()
-            } else {
-                format!("−{}", view::duration_ms(back))
-            },
-        })
+    let bars: Vec<Bar> = (shown.iter().enumerate())
+        .map(|(row, t)| bar(&scale, row, t, now_ms))
         .collect();
-    let rows = bars.len().max(1) as u32;
-    let axis_y = TOP + rows * ROW;
+    let axis_y = TOP + bars.len().max(1) as u32 * ROW;
     Timeline {
         width: WIDTH as u32,
         height: axis_y + BOTTOM,
@@ -192,8 +215,10 @@ pub(crate) fn build(
         axis_y,
         axis_text_y: axis_y + 17,
         bars,
-        marks,
-        ticks,
+        marks: marks(&scale, conn, grace_ms),
+        ticks: ticks(scale.t1 - scale.t0)
+            .map(|b| tick(&scale, b))
+            .collect(),
         hidden: tasks.len() - shown.len(),
     }
 }

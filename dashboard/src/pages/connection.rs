@@ -1,0 +1,124 @@
+//! `GET /conn/{id}`: one connection's facts and bytes, its tasks on a timeline and in a table.
+
+use askama::Template;
+use axum::extract::Path;
+use axum::response::Html;
+use leakscope::{ConnectionInfo, Snapshot, TaskInfo};
+
+use super::timeline::{self, Timeline};
+use super::{Ctx, Fact, fact, orphan_class};
+use crate::error::{DashError, DashResult};
+use crate::query::parse_id;
+use crate::view;
+
+/// Bars drawn on a connection's timeline; rows in its task table.
+const MAX_TASK_ROWS: usize = 500;
+
+struct TaskRow {
+    id: u64,
+    name: String,
+    class: &'static str,
+    state: String,
+    kind: String,
+    spawned_at: String,
+    spawned: String,
+    lifetime: String,
+    outlived: String,
+}
+
+#[derive(Template)]
+#[template(path = "conn.html")]
+struct ConnPage {
+    ctx: Ctx,
+    id: u64,
+    label: String,
+    state: &'static str,
+    facts: Vec<Fact>,
+    bytes: Vec<Fact>,
+    heap_tracking: bool,
+    tl: Timeline,
+    tasks: Vec<TaskRow>,
+    tasks_total: usize,
+}
+
+fn facts(c: &ConnectionInfo, now: u64) -> Vec<Fact> {
+    let open_for = c.closed_at_ms.unwrap_or(now).saturating_sub(c.opened_at_ms);
+    vec![
+        fact("label", c.label.clone()),
+        fact("peer", c.peer.clone().unwrap_or_else(|| "-".to_owned())),
+        fact("opened", view::ago(now, Some(c.opened_at_ms))),
+        fact("closed", view::ago(now, c.closed_at_ms)),
+        fact(
+            "close reason",
+            c.close_reason.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
+        fact("socket open for", view::duration_ms(open_for)),
+        fact("live tasks", view::count(c.live_tasks)),
+        fact("orphan tasks", view::count(c.orphan_tasks)).bad_if(c.orphan_tasks > 0),
+        fact("tasks spawned", view::count(c.tasks_spawned)),
+    ]
+}
+
+fn bytes(c: &ConnectionInfo) -> Vec<Fact> {
+    vec![
+        fact("allocated", view::bytes(c.allocated_bytes)),
+        fact("freed", view::bytes(c.freed_bytes)),
+        fact("live", view::bytes(c.live_bytes)),
+        fact("retained", view::bytes(c.retained_bytes)).bad_if(c.leaking_memory),
+        fact("live blocks", view::count(c.live_blocks)),
+    ]
+}
+
+fn task_row(c: &ConnectionInfo, t: &TaskInfo, now: u64) -> TaskRow {
+    TaskRow {
+        id: t.id,
+        name: t.name.clone(),
+        class: orphan_class(t),
+        state: t.state_text(),
+        kind: t.kind.to_string(),
+        spawned_at: view::location(&t.spawned_at),
+        spawned: format!(
+            "+{}",
+            view::duration_ms(t.spawned_at_ms.saturating_sub(c.opened_at_ms))
+        ),
+        lifetime: view::lifetime(t, now),
+        outlived: view::outlived(t),
+    }
+}
+
+fn render(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askama::Error> {
+    let now = s.taken_at_ms;
+    let mut tasks: Vec<&TaskInfo> = s.tasks_of(c.id).collect();
+    tasks.sort_by_key(|t| (t.spawned_at_ms, t.id));
+    ConnPage {
+        ctx,
+        id: c.id,
+        label: c.label.clone(),
+        state: view::conn_state(c),
+        facts: facts(c, now),
+        bytes: bytes(c),
+        heap_tracking: s.heap.tracking,
+        tl: timeline::build(c, &tasks, now, s.grace_ms, MAX_TASK_ROWS),
+        tasks: tasks
+            .iter()
+            .take(MAX_TASK_ROWS)
+            .map(|t| task_row(c, t, now))
+            .collect(),
+        tasks_total: tasks.len(),
+    }
+    .render()
+}
+
+/// `GET /conn/{id}`.
+pub(crate) async fn connection(Path(raw): Path<String>, ctx: Ctx) -> DashResult<Html<String>> {
+    ctx.params(&[])?;
+    let id = parse_id("conn", &raw)?;
+    let s = leakscope::connection_snapshot(id);
+    match s.as_ref().and_then(|s| Some((s, s.connection(id)?))) {
+        Some((s, c)) => Ok(Html(render(ctx, s, c)?)),
+        None => Err(DashError::not_found(format!(
+            "connection {id} is not tracked: it never existed, or it closed cleanly and was \
+             evicted after the retention period"
+        ))),
+    }
+}

@@ -1,0 +1,125 @@
+//! `GET|POST /task/{id}`: one task's facts and lifetime; with `?dump=1` (or the page's button,
+//! a POST) its await-point backtrace.
+
+use askama::Template;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Html;
+use leakscope::{Snapshot, TaskInfo, TaskState};
+
+use super::timeline::{self, Timeline};
+use super::{Ctx, Fact, fact, orphan_class};
+use crate::dump::{self, DumpError};
+use crate::error::{DashError, DashResult};
+use crate::query::parse_id;
+use crate::view;
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    ctx: Ctx,
+    id: u64,
+    name: String,
+    conn_id: u64,
+    conn_label: String,
+    state: String,
+    class: &'static str,
+    alive: bool,
+    facts: Vec<Fact>,
+    tl: Option<Timeline>,
+    dump_available: bool,
+    dump_text: Option<String>,
+    dump_error: Option<String>,
+}
+
+fn facts(t: &TaskInfo, now: u64) -> Vec<Fact> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    vec![
+        fact("spawned at", t.spawned_at.clone()),
+        fact("kind", t.kind.to_string()),
+        fact("spawned", view::ago(now, Some(t.spawned_at_ms))),
+        fact("ended", view::ago(now, t.ended_at_ms)),
+        fact("ended by", t.ended_by.map_or("-", |b| b.as_str())),
+        fact("lifetime", view::lifetime(t, now)),
+        fact("outlived its socket by", view::outlived(t)),
+        fact("detached", yes_no(t.detached)),
+        fact("orphan", yes_no(t.orphan)).bad_if(t.orphan),
+    ]
+}
+
+fn render(
+    ctx: Ctx,
+    s: &Snapshot,
+    t: &TaskInfo,
+    dump: Option<Result<String, DumpError>>,
+) -> Result<(StatusCode, String), askama::Error> {
+    let now = s.taken_at_ms;
+    let conn = s.connection(t.conn_id);
+    let (status, dump_text, dump_error) = match dump {
+        None => (StatusCode::OK, None, None),
+        Some(Ok(text)) => (StatusCode::OK, Some(text), None),
+        Some(Err(e)) => (e.status(), None, Some(e.message())),
+    };
+    let page = TaskPage {
+        ctx,
+        id: t.id,
+        name: t.name.clone(),
+        conn_id: t.conn_id,
+        conn_label: conn.map_or_else(|| "(evicted)".to_owned(), |c| c.label.clone()),
+        state: t.state_text(),
+        class: orphan_class(t),
+        alive: t.state == TaskState::Alive,
+        facts: facts(t, now),
+        tl: conn.map(|c| timeline::build(c, &[t], now, s.grace_ms, 1)),
+        dump_available: dump::AVAILABLE,
+        dump_text,
+        dump_error,
+    };
+    Ok((status, page.render()?))
+}
+
+fn find(s: &Snapshot, id: u64) -> Option<&TaskInfo> {
+    s.tasks.iter().find(|t| t.id == id)
+}
+
+async fn respond(raw: String, ctx: Ctx, want_dump: bool) -> DashResult<(StatusCode, Html<String>)> {
+    let id = parse_id("task", &raw)?;
+    let missing = || {
+        DashError::not_found(format!(
+            "task {id} is not tracked: it never belonged to a connection, or it ended and its \
+             details were dropped"
+        ))
+    };
+    let alive = {
+        let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
+        find(&s, id).ok_or_else(missing)?.state == TaskState::Alive
+    };
+    let dump = match (want_dump, alive) {
+        (false, _) => None,
+        (true, false) if dump::AVAILABLE => Some(Err(DumpError::NotAlive)),
+        (true, _) => Some(dump::backtrace(id).await),
+    };
+    // A fresh snapshot: the dump may have taken a while.
+    let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
+    let t = find(&s, id).ok_or_else(missing)?;
+    let (status, html) = render(ctx, &s, t, dump)?;
+    Ok((status, Html(html)))
+}
+
+/// `GET /task/{id}`, or with `?dump=1` the page with the task's await-point backtrace.
+pub(crate) async fn task(
+    Path(raw): Path<String>,
+    ctx: Ctx,
+) -> DashResult<(StatusCode, Html<String>)> {
+    let want_dump = ctx.params(&["dump"])?.flag("dump")?;
+    respond(raw, ctx, want_dump).await
+}
+
+/// `POST /task/{id}`: the task page with its await-point backtrace (the page's button).
+pub(crate) async fn task_dump(
+    Path(raw): Path<String>,
+    ctx: Ctx,
+) -> DashResult<(StatusCode, Html<String>)> {
+    ctx.params(&["dump"])?;
+    respond(raw, ctx, true).await
+}
