@@ -20,6 +20,8 @@ pub struct Config {
     pub retained_bytes_threshold: u64,
     /// See [`Builder::max_tracked_connections`].
     pub max_tracked_connections: usize,
+    /// See [`Builder::sample_bytes`].
+    pub sample_bytes: u64,
 }
 
 impl Config {
@@ -41,6 +43,9 @@ impl Config {
     /// (closed, within the grace period) or kept closed. Each slot costs 40 bytes of counters,
     /// allocated 4,096 at a time as needed (at most 10 MiB here).
     pub const DEFAULT_MAX_TRACKED_CONNECTIONS: usize = 1 << 18;
+    /// By default, one allocation is sampled (with its call stack) per this many bytes on
+    /// average, for the allocation sites of retained bytes.
+    pub const DEFAULT_SAMPLE_BYTES: u64 = 512 * 1024;
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             max_ended_tasks_per_connection: Config::DEFAULT_MAX_ENDED_TASKS_PER_CONNECTION,
             retained_bytes_threshold: Config::DEFAULT_RETAINED_BYTES_THRESHOLD,
             max_tracked_connections: Config::DEFAULT_MAX_TRACKED_CONNECTIONS,
+            sample_bytes: Config::DEFAULT_SAMPLE_BYTES,
         }
     }
 }
@@ -101,7 +107,7 @@ impl Builder {
 
     /// Defaults overridden by `LEAKSCOPE_GRACE_MS`, `LEAKSCOPE_RETENTION_MS`,
     /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING`, `LEAKSCOPE_RETAINED_BYTES` and
-    /// `LEAKSCOPE_MAX_TRACKED`.
+    /// `LEAKSCOPE_MAX_TRACKED` and `LEAKSCOPE_SAMPLE_BYTES`.
     /// A variable that does not parse is ignored with a warning (printed and shown in the
     /// snapshot); the default stays.
     pub fn from_env() -> Self {
@@ -140,6 +146,9 @@ impl Builder {
         }
         if let Some(v) = num("LEAKSCOPE_RETAINED_BYTES", 0) {
             self.config.retained_bytes_threshold = v;
+        }
+        if let Some(v) = num("LEAKSCOPE_SAMPLE_BYTES", 0) {
+            self.config.sample_bytes = v;
         }
         if let Some(v) = num("LEAKSCOPE_MAX_TRACKED", 16) {
             self.config.max_tracked_connections = v.min(1 << 24) as usize;
@@ -195,6 +204,15 @@ impl Builder {
     /// [`Config::DEFAULT_MAX_TRACKED_CONNECTIONS`]; clamped to 16..=2^24.
     pub fn max_tracked_connections(mut self, n: usize) -> Self {
         self.config.max_tracked_connections = n.clamp(16, 1 << 24);
+        self
+    }
+
+    /// Mean bytes between two sampled allocations (geometric by bytes, as jemalloc's
+    /// `lg_prof_sample`): each sample keeps the block's owner and call stack while it is live,
+    /// so a connection's retained bytes come with where they were allocated. 0 turns sampling
+    /// off. By default, [`Config::DEFAULT_SAMPLE_BYTES`].
+    pub fn sample_bytes(mut self, bytes: u64) -> Self {
+        self.config.sample_bytes = bytes;
         self
     }
 

@@ -3,7 +3,8 @@
 //! The tag's packing is known here and nowhere else.
 
 /// A connection slot and its generation: `generation << 32 | slot`, the 8 bytes the allocator
-/// writes before every block. [`Tag::NONE`] is no connection.
+/// writes before every block (whose top bit, in the header only, marks a sampled block: the
+/// generation has 31 bits). [`Tag::NONE`] is no connection.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
 #[repr(transparent)]
 pub(crate) struct Tag(u64);
@@ -12,10 +13,30 @@ impl Tag {
     /// No connection: the tool's own work, or code outside every connection.
     pub(crate) const NONE: Tag = Tag(0);
 
-    /// The tag of `slot` at `generation`.
+    /// Generations wrap below this (the header's top bit is the sampled mark).
+    pub(crate) const GENERATIONS: u32 = 1 << 31;
+    const SAMPLED: u64 = 1 << 63;
+
+    /// The tag of `slot` at `generation` (modulo [`Tag::GENERATIONS`]).
     #[inline]
     pub(crate) const fn new(slot: usize, generation: u32) -> Tag {
-        Tag(((generation as u64) << 32) | slot as u64)
+        Tag((((generation % Tag::GENERATIONS) as u64) << 32) | slot as u64)
+    }
+
+    /// The header word of a block of this tag, marked if the block is sampled.
+    #[inline]
+    pub(crate) const fn header(self, sampled: bool) -> u64 {
+        if sampled {
+            self.0 | Tag::SAMPLED
+        } else {
+            self.0
+        }
+    }
+
+    /// The tag and the sampled mark of a header word.
+    #[inline]
+    pub(crate) const fn from_header(bits: u64) -> (Tag, bool) {
+        (Tag(bits & !Tag::SAMPLED), bits & Tag::SAMPLED != 0)
     }
 
     /// The slot part.
@@ -113,6 +134,9 @@ mod tests {
         assert_eq!((t.slot(), t.generation()), (12_345, 7));
         assert_eq!(Tag::from_bits(t.to_bits()), t);
         assert!(Tag::NONE.is_none() && !t.is_none());
+        assert_eq!(Tag::from_header(t.header(true)), (t, true));
+        assert_eq!(Tag::from_header(t.header(false)), (t, false));
+        assert_eq!(Tag::new(1, Tag::GENERATIONS + 5), Tag::new(1, 5));
     }
 
     #[tokio::test]

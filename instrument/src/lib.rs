@@ -44,8 +44,8 @@ pub use heap::TrackingAlloc;
 #[doc(hidden)]
 pub use heap::bench as alloc_bench;
 pub use snapshot::{
-    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, RouteInfo, Signature, SignatureKind,
-    Snapshot, TaskInfo, TaskKind, TaskState, Totals, Verdict,
+    AllocationSite, ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, RouteInfo, Signature,
+    SignatureKind, Snapshot, TaskInfo, TaskKind, TaskState, Totals, Verdict,
 };
 pub use tag::hooks::{RuntimeBuilderExt, UserHooks, runtime};
 pub use tag::spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};

@@ -7,7 +7,7 @@ mod verdicts;
 
 use serde::{Deserialize, Serialize};
 
-pub use verdicts::{RouteInfo, Signature, SignatureKind, Verdict};
+pub use verdicts::{AllocationSite, RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Which tracking mode is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +207,11 @@ pub struct ConnectionInfo {
     /// lets a test judge only the connections its own runtime opened.
     #[serde(default)]
     pub runtime_id: Option<u64>,
+    /// Where its live bytes were allocated, largest first (estimated from sampled
+    /// allocations): filled for a connection looked up alone (`connection_snapshot`) and for
+    /// connections leaking memory in a full snapshot; empty otherwise.
+    #[serde(default)]
+    pub allocation_sites: Vec<AllocationSite>,
 }
 
 /// One task.
@@ -307,6 +312,15 @@ pub struct HeapTotals {
     pub untagged_live_bytes: u64,
     /// Live bytes whose connection was evicted.
     pub evicted_live_bytes: u64,
+    /// Mean bytes between two sampled allocations (0: sampling off).
+    #[serde(default)]
+    pub sample_bytes: u64,
+    /// Live sampled allocations (each keeps its owner and call stack, about 300 bytes).
+    #[serde(default)]
+    pub live_samples: u64,
+    /// Samples not kept because the sample table was full.
+    #[serde(default)]
+    pub samples_dropped: u64,
 }
 
 impl ConnectionInfo {

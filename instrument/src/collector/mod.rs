@@ -6,11 +6,14 @@
 //! build their rows outside it. Everything here runs untracked, so the tool's own memory is
 //! never charged to a connection.
 
+mod allocations;
 mod event;
+mod frozen;
 mod records;
 mod retention;
 mod sites;
 mod state;
+mod symbols;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -27,8 +30,8 @@ use crate::snapshot::{Mode, Snapshot};
 use crate::{clock, tag};
 
 pub(crate) use event::{Applied, Event, SpawnInfo};
+use frozen::{Frozen, Which};
 pub(crate) use state::State;
-use view::{Frozen, Which};
 
 pub(crate) struct Collector {
     pub(crate) config: Config,
@@ -68,6 +71,7 @@ impl Collector {
     fn new(config: Config, warnings: Vec<String>) -> Self {
         clock::start_coarse();
         let table = slots::init_global(config.max_tracked_connections);
+        crate::heap::sample::set_interval(config.sample_bytes);
         Collector {
             state: Mutex::new(State::new(config.clone(), table, warnings)),
             config,

@@ -278,7 +278,7 @@ impl State {
             // Recycle now: the old owner's live bytes move to the stale bucket, and its late
             // frees go there too (never to the slot's next owner).
             let old = self.slot_gen[slot];
-            let next = old.wrapping_add(1);
+            let next = (old + 1) % Tag::GENERATIONS;
             self.slot_gen[slot] = next;
             self.slots.recycle(slot, old, next);
             self.slot_conn[slot] = None;

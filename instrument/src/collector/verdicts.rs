@@ -130,6 +130,11 @@ impl Judged {
         j
     }
 
+    /// Connections of `label` judged since start (0 for a route with none listed now).
+    pub(super) fn judged_of(&self, label: &str) -> u64 {
+        self.routes.get(label).map_or(0, |r| r.0)
+    }
+
     /// Whether a task spawned at `site` by a connection of `label` is a shared global.
     pub(super) fn is_shared(&self, site: &'static Location<'static>, label: &str) -> bool {
         self.shared

@@ -1,215 +1,19 @@
-//! Turns the collector's state into a [`Snapshot`] in two steps: under the lock, a cheap copy
-//! ([`Frozen`]: plain rows, names shared by `Arc`); outside it, the sorting and the rows of the
-//! JSON contract. Spawns, ends, opens and closes never wait for a snapshot being built.
+//! Builds a [`Snapshot`] from the copy taken under the lock (`frozen.rs`), outside it: the
+//! sorting, the verdicts and the rows of the JSON contract. Spawns, ends, opens and closes
+//! never wait for a snapshot being built.
 
 use std::fmt::Write;
-use std::panic::Location;
-use std::sync::Arc;
 
-use super::state::{Class, Conn, Counters, State, Task};
-use super::verdicts::Judged;
-use crate::heap::slots::{Counts, SlotTable};
-use crate::ids::{ConnId, Tag, TaskId};
+use super::allocations;
+use super::frozen::{ConnOf, ConnRow, Frozen, SitesFor, TaskRow};
+use crate::heap::slots::Counts;
+use crate::ids::Tag;
 use crate::snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals,
 };
 
-/// A connection, copied.
-#[derive(Clone)]
-pub(super) struct ConnRow {
-    id: u64,
-    tag: Tag,
-    label: Arc<str>,
-    peer: Option<Arc<str>>,
-    runtime: Option<u64>,
-    opened_at_ms: u64,
-    closed_at_ms: Option<u64>,
-    close_reason: Option<&'static str>,
-    alive: u64,
-    alive_attached: u64,
-    spawned: u64,
-    open: bool,
-}
-
-/// What the totals need of every connection (plain data, no names).
-#[derive(Clone, Copy)]
-pub(super) struct ConnTot {
-    id: u64,
-    tag: Tag,
-    closed_at_ms: Option<u64>,
-    alive: u64,
-    alive_attached: u64,
-}
-
-/// What a task row needs of its connection: when it closed, and its route.
-type ConnOf = (Option<u64>, Arc<str>);
-
-/// A task, copied.
-#[derive(Clone)]
-pub(super) struct TaskRow {
-    id: u64,
-    conn_id: u64,
-    name: Option<Arc<str>>,
-    location: &'static Location<'static>,
-    spawned_at_ms: u64,
-    ended_at_ms: Option<u64>,
-    ended_by: Option<EndedBy>,
-    detached: bool,
-    blocking: bool,
-    wrapped: bool,
-}
-
-/// What a snapshot needs, copied out of the state under its lock.
-pub(super) struct Frozen {
-    now: u64,
-    grace: u64,
-    threshold: u64,
-    tracking: bool,
-    slots: &'static SlotTable,
-    capacity: u64,
-    /// Every connection, for the totals.
-    all: Vec<ConnTot>,
-    /// The connections listed as rows.
-    conns: Vec<ConnRow>,
-    tasks: Vec<TaskRow>,
-    counters: Counters,
-    open_count: u64,
-    folded_alive: u64,
-    folded_orphans: u64,
-    warnings: Vec<String>,
-    /// Signatures, shared globals and routes.
-    judged: Judged,
-}
-
-fn conn_row(c: &Conn) -> ConnRow {
-    ConnRow {
-        id: c.id.0,
-        tag: c.tag,
-        label: c.label.clone(),
-        peer: c.peer.clone(),
-        runtime: c.runtime,
-        opened_at_ms: c.opened_at_ms,
-        closed_at_ms: c.closed_at_ms,
-        close_reason: c.close_reason,
-        alive: c.alive,
-        alive_attached: c.alive_attached,
-        spawned: c.spawned,
-        open: c.class == Class::Open,
-    }
-}
-
-fn conn_tot(c: &Conn) -> ConnTot {
-    ConnTot {
-        id: c.id.0,
-        tag: c.tag,
-        closed_at_ms: c.closed_at_ms,
-        alive: c.alive,
-        alive_attached: c.alive_attached,
-    }
-}
-
-fn task_row(t: &Task) -> TaskRow {
-    TaskRow {
-        id: t.id.0,
-        conn_id: t.conn_id.0,
-        name: t.name.clone(),
-        location: t.location,
-        spawned_at_ms: t.spawned_at_ms,
-        ended_at_ms: t.ended_at_ms,
-        ended_by: t.ended_by,
-        detached: t.detached,
-        blocking: t.blocking,
-        wrapped: t.wrapped,
-    }
-}
-
-/// Which tasks to copy.
-pub(super) enum Which {
-    /// Every connection and task.
-    All,
-    /// Every connection; the alive attached tasks of the first `n` connections with orphans.
-    Orphans(usize),
-    /// One connection and its tasks.
-    Conn(u64),
-    /// One task and its connection.
-    Task(u64),
-}
-
 impl Frozen {
-    /// Copies what `which` needs. Runs under the lock: O(connections + copied tasks), no
-    /// sorting, no formatting.
-    /// `tracking`: whether the tracking allocator counts (heap figures are zero otherwise).
-    pub(super) fn copy(st: &State, now: u64, which: Which, tracking: bool) -> Frozen {
-        let grace = st.cfg.grace.as_millis() as u64;
-        let past = |c: &Conn| {
-            c.closed_at_ms
-                .is_some_and(|t| now.saturating_sub(t) > grace)
-        };
-        let mut conns: Vec<ConnRow> = Vec::new();
-        let mut tasks: Vec<TaskRow> = Vec::new();
-        match which {
-            Which::All => {
-                conns = st.conns.values().map(conn_row).collect();
-                tasks = st.tasks.values().map(task_row).collect();
-            }
-            Which::Orphans(limit) => {
-                let mut leaking: Vec<&Conn> = st
-                    .conns
-                    .values()
-                    .filter(|c| past(c) && c.alive_attached > 0)
-                    .collect();
-                leaking.sort_unstable_by_key(|c| (c.closed_at_ms, c.id));
-                for c in leaking {
-                    if tasks.len() >= limit {
-                        break;
-                    }
-                    conns.push(conn_row(c));
-                    let rows = c
-                        .alive_ids
-                        .iter()
-                        .filter_map(|id| st.tasks.get(id))
-                        .filter(|t| !t.detached)
-                        .take(limit - tasks.len())
-                        .map(task_row);
-                    tasks.extend(rows);
-                }
-            }
-            Which::Conn(id) => {
-                if let Some(c) = st.conns.get(&ConnId(id)) {
-                    conns.push(conn_row(c));
-                    let ids = c.alive_ids.iter().chain(c.ended.iter());
-                    tasks = ids.filter_map(|t| st.tasks.get(t)).map(task_row).collect();
-                }
-            }
-            Which::Task(id) => {
-                if let Some(t) = st.tasks.get(&TaskId(id)) {
-                    tasks.push(task_row(t));
-                    conns.extend(st.conns.get(&t.conn_id).map(conn_row));
-                }
-            }
-        }
-        let all = st.conns.values().map(conn_tot).collect();
-        let folded_orphans = st.folded_tasks.values().filter(|f| f.orphan).count() as u64;
-        Frozen {
-            now,
-            grace,
-            threshold: st.cfg.retained_bytes_threshold,
-            tracking,
-            slots: st.slots,
-            capacity: st.slots.capacity() as u64,
-            all,
-            conns,
-            tasks,
-            counters: st.counters,
-            open_count: st.open_count,
-            folded_alive: st.folded_tasks.len() as u64,
-            folded_orphans,
-            warnings: st.warnings.clone(),
-            judged: Judged::copy(st, now, grace, tracking, matches!(which, Which::All)),
-        }
-    }
-
     fn past_grace(&self, closed: Option<u64>) -> bool {
         closed.is_some_and(|c| self.now.saturating_sub(c) > self.grace)
     }
@@ -266,6 +70,7 @@ impl Frozen {
             live_blocks: counts.live_blocks(),
             leaking_memory: retained > self.threshold,
             runtime_id: c.runtime,
+            allocation_sites: Vec::new(),
         }
     }
 
@@ -319,6 +124,29 @@ impl Frozen {
         }
     }
 
+    /// Fills the allocation sites of the rows that get them (see [`SitesFor`]).
+    fn fill_sites(&self, rows: &mut [ConnectionInfo], routes: &[crate::snapshot::RouteInfo]) {
+        let slow = |label: &str| {
+            routes
+                .iter()
+                .any(|r| r.label == label && r.verdict == crate::snapshot::Verdict::Leak)
+        };
+        let wanted = |c: &ConnectionInfo| match self.sites_for {
+            SitesFor::None => false,
+            SitesFor::Every => true,
+            SitesFor::Leaking => c.leaking_memory || (c.retained_bytes > 0 && slow(&c.label)),
+        };
+        let tags: crate::collector::state::HashMap<u64, Tag> =
+            self.conns.iter().map(|c| (c.id, c.tag)).collect();
+        let want = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| wanted(c))
+            .filter_map(|(i, c)| Some((*tags.get(&c.id)?, i)))
+            .collect();
+        allocations::fill(rows, &want);
+    }
+
     /// Builds the snapshot (outside the lock).
     pub(super) fn build(self, mode: Mode) -> Snapshot {
         let conn_of: crate::collector::state::HashMap<u64, ConnOf> = self
@@ -369,11 +197,18 @@ impl Frozen {
             .map(|c| self.conn(c, self.counts(c.tag)))
             .collect();
         connections.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
+        let routes = self.judged.routes();
+        self.fill_sites(&mut connections, &routes);
+        let mut signatures = self.judged.signatures();
+        let judged_of = |label: &str| self.judged.judged_of(label);
+        signatures.extend(allocations::signatures(&connections, &routes, judged_of));
         if self.tracking {
             heap.untagged_live_bytes = self.slots.untagged().live_bytes();
             heap.evicted_live_bytes = self.slots.stale().live_bytes();
+            heap.sample_bytes = crate::heap::sample::interval();
+            heap.live_samples = crate::heap::sample::count() as u64;
+            heap.samples_dropped = crate::heap::sample::dropped();
         }
-        let routes = self.judged.routes();
         let k = &self.counters;
         let totals = Totals {
             connections_opened: k.opened,
@@ -411,7 +246,7 @@ impl Frozen {
             heap,
             warnings,
             max_tracked_connections: self.capacity,
-            signatures: self.judged.signatures(),
+            signatures,
             routes,
         }
     }

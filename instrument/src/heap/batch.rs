@@ -42,6 +42,10 @@ pub(super) struct Cache {
     depth: Cell<u32>,
     /// Depth of regions whose end flushes (0: every count goes straight to the counters).
     regions: Cell<u32>,
+    /// Bytes until the next sampled allocation (see `sample`).
+    sample_left: Cell<i64>,
+    /// The sampling countdown's random state (0 before the first countdown).
+    rng: Cell<u64>,
     /// Counts of this many bytes or more go straight to the counters: `DIRECT_BYTES` inside a
     /// region, 0 outside (one compare decides both).
     direct_from: Cell<u64>,
@@ -60,6 +64,8 @@ thread_local! {
             dirty: Cell::new(false),
             depth: Cell::new(0),
             regions: Cell::new(0),
+            sample_left: Cell::new(0),
+            rng: Cell::new(0),
             direct_from: Cell::new(0),
             current: Cell::new(Tag::NONE),
         }
@@ -137,6 +143,28 @@ impl Cache {
         d == 0
     }
 
+    /// Counts `size` bytes against the sampling countdown; whether this allocation is sampled.
+    #[inline(always)]
+    pub(super) fn sample_due(&self, size: u64) -> bool {
+        let left = self.sample_left.get() - size as i64;
+        self.sample_left.set(left);
+        left <= 0 && self.rearm()
+    }
+
+    /// Draws the next countdown; the thread's first draw samples nothing.
+    #[cold]
+    fn rearm(&self) -> bool {
+        let mut rng = self.rng.get();
+        let first = rng == 0;
+        if first {
+            rng = (std::ptr::from_ref(self) as u64) | 1;
+        }
+        self.sample_left
+            .set(super::sample::next_countdown(&mut rng));
+        self.rng.set(rng);
+        !first && super::sample::interval() != 0
+    }
+
     /// Enters a nested section (the inner allocator's own free); returns the depth to restore.
     #[inline(always)]
     pub(super) fn enter_nested(&self) -> u32 {
@@ -202,6 +230,17 @@ pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
         }
     };
     slots::apply(tag, &d);
+}
+
+/// Runs `f` as if inside the allocator: what it allocates is nobody's and never sampled (for
+/// code that allocates while holding a lock the allocator's sampling path takes).
+pub(crate) fn nested<R>(f: impl FnOnce() -> R) -> R {
+    let depth = CACHE.try_with(Cache::enter_nested).ok();
+    let out = f();
+    if let Some(d) = depth {
+        let _ = CACHE.try_with(|c| c.leave_nested(d));
+    }
+    out
 }
 
 /// Enters a region: counts are batched until the outermost region is left.

@@ -102,6 +102,7 @@ mod tracking {
 
     use super::TrackingAlloc;
     use crate::heap::batch;
+    use crate::heap::sample::{self, DEPTH, Sample};
     use crate::ids::Tag;
 
     const HEADER: usize = 8;
@@ -148,9 +149,58 @@ mod tracking {
         // 8-aligned.
         unsafe {
             let user = base.add(offset);
-            user.sub(HEADER).cast::<u64>().write(owner.to_bits());
+            user.sub(HEADER).cast::<u64>().write(owner.header(false));
             user
         }
+    }
+
+    /// Records the sample of the block at `user` (its owner, size and call stack) and marks
+    /// its header.
+    ///
+    /// # Safety
+    /// `user` is a live block returned by `finish`, its 8-byte header right before it.
+    #[cold]
+    #[inline(never)]
+    unsafe fn record(user: *mut u8, size: u64, owner: Tag) {
+        let mut s = Sample {
+            tag: owner,
+            size,
+            frames: [0; DEPTH],
+            depth: 0,
+        };
+        let mut n = 0;
+        // SAFETY: `trace_unsynchronized` asks its callers not to race another unsynchronized
+        // trace on platforms whose unwinder is not thread-safe (Windows' dbghelp); on the
+        // platforms leakscope builds for, it walks the stack through libgcc's thread-safe
+        // unwinder, reads only this thread's stack and does not allocate.
+        unsafe {
+            backtrace::trace_unsynchronized(|frame| {
+                s.frames[n] = frame.ip() as usize;
+                n += 1;
+                n < DEPTH
+            });
+        }
+        s.depth = n as u8;
+        sample::record(user as usize, s);
+        // SAFETY: per the contract, the header is the 8 aligned bytes before `user`.
+        unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(true)) };
+    }
+
+    /// A freed (or moved) block carried the sampled mark: forgets its sample; its owner.
+    #[cold]
+    #[inline(never)]
+    fn unmark(user: *mut u8, bits: u64) -> Tag {
+        let forget = || sample::forget(user as usize);
+        if batch::with(|c| {
+            let outer = c.enter_nested();
+            forget();
+            c.leave_nested(outer);
+        })
+        .is_none()
+        {
+            forget();
+        }
+        Tag::from_header(bits).0
     }
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
@@ -187,7 +237,15 @@ mod tracking {
                 };
                 c.on_alloc(owner, size);
                 // SAFETY: `base` is a fresh block of `inner_layout`, as `finish` requires.
-                unsafe { finish(base, offset, owner) }
+                let user = unsafe { finish(base, offset, owner) };
+                if c.sample_due(size) && outermost {
+                    // The guarded slow path: what it allocates is nobody's, never sampled.
+                    c.enter();
+                    // SAFETY: `user` was just returned by `finish`: its header precedes it.
+                    unsafe { record(user, size, owner) };
+                    c.leave();
+                }
+                user
             });
             counted.unwrap_or_else(|| {
                 let base = raw(&self.inner);
@@ -225,7 +283,12 @@ mod tracking {
             // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
             let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
-            let owner = Tag::from_bits(bits);
+            // A sampled block has its header's top bit set: the one test on the free path.
+            let owner = if (bits as i64) < 0 {
+                unmark(ptr, bits)
+            } else {
+                Tag::from_bits(bits)
+            };
             let size = layout.size() as u64;
             let free = |a: &A| {
                 // SAFETY: `base` is the inner block, allocated with `inner_layout`.
@@ -259,7 +322,12 @@ mod tracking {
             // SAFETY: `ptr` was returned by `alloc_with` for `layout`, so the tag slot precedes
             // it and the inner block starts `offset` bytes before it with `inner_layout`.
             let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
-            let owner = Tag::from_bits(bits);
+            let sampled = (bits as i64) < 0;
+            let owner = if sampled {
+                unmark(ptr, bits)
+            } else {
+                Tag::from_bits(bits)
+            };
             let grow = |a: &A| {
                 // The inner realloc keeps the first `offset + min(old, new)` bytes, header
                 // included, so the owner's tag moves with the block.
@@ -290,7 +358,15 @@ mod tracking {
             }
             // SAFETY: the block at `moved` has the new inner layout, so `offset` bytes in is
             // the user pointer (same offset: same alignment).
-            unsafe { moved.add(offset) }
+            let user = unsafe { moved.add(offset) };
+            if sampled {
+                // The sample was of the old block (forgotten above): the moved one carries the
+                // copied mark, which goes.
+                // SAFETY: the 8 bytes before `user` are the moved block's header (inside the
+                // block and 8-aligned, as in `finish`).
+                unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(false)) };
+            }
+            user
         }
     }
 }

@@ -16,6 +16,8 @@
 pub(crate) mod batch;
 mod global;
 #[cfg(feature = "enabled")]
+pub(crate) mod sample;
+#[cfg(feature = "enabled")]
 pub(crate) mod slots;
 
 pub use global::{TrackingAlloc, bench};

@@ -76,3 +76,19 @@ pub struct RouteInfo {
     /// `"ok"` otherwise.
     pub verdict: Verdict,
 }
+
+/// Where some of a connection's live bytes were allocated, from sampled allocations (see
+/// `LEAKSCOPE_SAMPLE_BYTES`): the first frame that is neither leakscope's, the standard
+/// library's nor the allocator's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AllocationSite {
+    /// `file:line`.
+    pub site: String,
+    /// The function.
+    pub function: String,
+    /// Estimated live bytes allocated there (sum of the samples' weights).
+    pub bytes: u64,
+    /// Live samples behind the estimate.
+    pub samples: u64,
+}

@@ -9,7 +9,7 @@ mod model;
 use proptest::prelude::*;
 
 use super::event::Event;
-use super::view::{Frozen, Which};
+use super::frozen::{Frozen, Which};
 use crate::snapshot::{Mode, Snapshot};
 use model::{MConn, MTask, Model, Op, op};
 

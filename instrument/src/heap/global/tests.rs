@@ -263,3 +263,35 @@ fn many_threads_charging_one_connection_add_up_exactly() {
     let expected: u64 = threads.iter().sum();
     assert_eq!(slots::global().read(t).live_bytes(), expected);
 }
+
+#[test]
+fn a_sampled_block_is_marked_recorded_and_forgotten_on_free_and_realloc() {
+    use crate::heap::sample;
+    // Every byte samples on a thread of its own (its first draw samples nothing).
+    let t = slots::test_tag(10, 1);
+    std::thread::spawn(move || {
+        let before = sample::interval();
+        sample::set_interval(1);
+        let _g = tag::enter(t);
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        // SAFETY: blocks freed once with the layout they have; never read.
+        unsafe {
+            let warm = A.alloc(layout); // arms this thread's countdown
+            A.dealloc(warm, layout);
+            let p = A.alloc(layout);
+            let mine = || sample::live(|owner| owner == t).len();
+            assert_eq!(mine(), 1, "recorded with its owner");
+            let q = A.realloc(p, layout, 4096);
+            assert_eq!(mine(), 0, "a moved block's sample is forgotten");
+            let big = Layout::from_size_align(4096, 8).unwrap();
+            A.dealloc(q, big);
+            let r = A.alloc(layout);
+            assert_eq!(mine(), 1);
+            A.dealloc(r, layout);
+            assert_eq!(mine(), 0, "forgotten on free");
+        }
+        sample::set_interval(before);
+    })
+    .join()
+    .unwrap();
+}

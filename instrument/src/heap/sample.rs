@@ -1,0 +1,156 @@
+//! Allocation sampling: where a connection's live bytes were allocated.
+//!
+//! Sampling is geometric by bytes, as jemalloc's `lg_prof_sample` and dial9 do: each thread
+//! counts down a random number of bytes (mean [`interval`], `LEAKSCOPE_SAMPLE_BYTES`, 512 KiB
+//! by default) and samples the allocation that crosses zero. A sampled block carries a mark in
+//! its header; its sample (owner tag, size, up to [`DEPTH`] return addresses) lives in a
+//! bounded table until the block is freed. Recording and forgetting are the allocator's
+//! explicit, guarded slow path: they lock this table and may allocate, inside the allocator's
+//! re-entrancy guard (nested allocations are nobody's and never sampled); whoever else holds
+//! the table's lock must not allocate outside that guard (`live` runs under `batch::nested`).
+//! Symbolization happens later, off the allocator path (`collector/symbols.rs`).
+//!
+//! An estimate of the bytes a sample stands for is `size / (1 - exp(-size / interval))`
+//! (unbiased for geometric sampling by bytes).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ids::Tag;
+
+/// Return addresses kept per sample.
+pub(crate) const DEPTH: usize = 32;
+/// Live samples kept at most (beyond: counted in [`dropped`], not kept).
+pub(crate) const MAX_SAMPLES: usize = 16_384;
+/// Default mean sampling interval in bytes.
+pub(crate) const DEFAULT_INTERVAL: u64 = 512 * 1024;
+
+/// Mean bytes between two samples; 0 turns sampling off.
+static INTERVAL: AtomicU64 = AtomicU64::new(DEFAULT_INTERVAL);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// One sampled live block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sample {
+    pub tag: Tag,
+    pub size: u64,
+    pub frames: [usize; DEPTH],
+    pub depth: u8,
+}
+
+impl Sample {
+    /// The bytes this sample stands for.
+    pub(crate) fn weight(&self) -> u64 {
+        let interval = interval().max(1) as f64;
+        let s = self.size.max(1) as f64;
+        (s / (1.0 - (-s / interval).exp())) as u64
+    }
+
+    /// Its return addresses, innermost first.
+    pub(crate) fn frames(&self) -> &[usize] {
+        &self.frames[..usize::from(self.depth)]
+    }
+}
+
+static SAMPLES: Mutex<Option<HashMap<usize, Sample>>> = Mutex::new(None);
+
+/// Sets the mean sampling interval (0: off). Called by the collector at start.
+pub(crate) fn set_interval(bytes: u64) {
+    INTERVAL.store(bytes, Ordering::Relaxed);
+}
+
+/// The mean sampling interval in bytes (0: off).
+#[inline]
+pub(crate) fn interval() -> u64 {
+    INTERVAL.load(Ordering::Relaxed)
+}
+
+/// Samples not kept because the table was full.
+pub(crate) fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// The next countdown, in bytes: exponential with mean [`interval`], from a per-thread
+/// xorshift state (`rng`, never 0). `i64::MAX` when sampling is off.
+pub(crate) fn next_countdown(rng: &mut u64) -> i64 {
+    let mean = interval();
+    if mean == 0 {
+        return i64::MAX;
+    }
+    let mut x = *rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *rng = x;
+    // Uniform in (0, 1]: never ln(0).
+    let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    (-u.ln() * mean as f64).clamp(1.0, i64::MAX as f64 / 2.0) as i64
+}
+
+/// Keeps the sample of the block at `ptr` (the allocator's slow path).
+pub(crate) fn record(ptr: usize, sample: Sample) {
+    let mut table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+    let map = table.get_or_insert_with(HashMap::new);
+    if map.len() < MAX_SAMPLES {
+        map.insert(ptr, sample);
+    } else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Forgets the sample of the block at `ptr`, freed (the allocator's slow path).
+pub(crate) fn forget(ptr: usize) {
+    let mut table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(map) = table.as_mut() {
+        map.remove(&ptr);
+    }
+}
+
+/// A copy of the live samples whose tag `keep` accepts. The copy allocates while holding the
+/// table's lock, so it runs as the allocator's own work (never sampled: no self-deadlock).
+pub(crate) fn live(mut keep: impl FnMut(Tag) -> bool) -> Vec<Sample> {
+    super::batch::nested(|| {
+        let table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .as_ref()
+            .map(|m| m.values().filter(|s| keep(s.tag)).copied().collect())
+            .unwrap_or_default()
+    })
+}
+
+/// Live samples now.
+pub(crate) fn count() -> usize {
+    let table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+    table.as_ref().map_or(0, HashMap::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countdowns_average_the_interval() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15;
+        let n = 20_000;
+        let sum: i64 = (0..n).map(|_| next_countdown(&mut rng)).sum();
+        let mean = sum as f64 / n as f64;
+        let want = interval() as f64;
+        assert!((mean - want).abs() < want * 0.05, "mean {mean} vs {want}");
+    }
+
+    #[test]
+    fn a_sample_stands_for_about_the_interval_when_small() {
+        let s = Sample {
+            tag: Tag::NONE,
+            size: 16,
+            frames: [0; DEPTH],
+            depth: 0,
+        };
+        let w = s.weight() as f64;
+        assert!(
+            (w - interval() as f64).abs() < interval() as f64 * 0.01,
+            "{w}"
+        );
+    }
+}
