@@ -3,9 +3,9 @@
 //!
 //! # Two ways to run it
 //!
-//! - Nest [`router`] into your own axum app, e.g. `app.nest("/_leakscope", router())`, and open
-//!   `/_leakscope` (no trailing slash; every link in the pages is relative, so any prefix
-//!   works). Use [`router_with_shutdown`] to let your graceful shutdown end open live streams,
+//! - Nest [`router`](fn@router) into your own axum app, e.g.
+//!   `app.nest("/_leakscope", router())`, and open `/_leakscope` (no trailing slash; every link
+//!   in the pages is relative, so any prefix works). Use [`router_with_shutdown`] to let your graceful shutdown end open live streams,
 //!   and [`router_with`] for a bearer token.
 //! - Start the standalone server with [`serve_from_env`] or [`serve`]: `127.0.0.1:6680` by
 //!   default (`LEAKSCOPE_DASHBOARD_ADDR`). With leakscope's `enabled` feature off it does not
@@ -34,6 +34,9 @@
 //! run only on request, one at a time, and are refused (503) while a run queue is long enough
 //! to make tokio's dump hang the runtime.
 
+// Imports run one way (ARCHITECTURE.md): router -> middleware and handlers (pages, api, live,
+// assets) -> sampler -> summary -> view -> leakscope's plain data. state, error, query and
+// dump import nothing else of the crate.
 mod api;
 mod assets;
 mod auth;

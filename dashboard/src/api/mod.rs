@@ -1,5 +1,5 @@
-//! The machine-readable routes: JSON snapshot, history and report ([`json`]), Prometheus text
-//! ([`metrics`]), health.
+//! The machine-readable routes: JSON snapshot, history and report ([`mod@json`]), Prometheus text
+//! ([`mod@metrics`]), health.
 
 mod json;
 mod metrics;
