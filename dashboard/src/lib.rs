@@ -51,6 +51,8 @@ mod sampler;
 mod server;
 mod state;
 mod summary;
+#[cfg(test)]
+mod testing;
 mod view;
 
 pub use router::{RouterOptions, router, router_with, router_with_shutdown};

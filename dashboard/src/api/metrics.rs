@@ -137,9 +137,7 @@ mod tests {
     /// Every total has a distinct value, so a row reading the wrong field shows.
     #[test]
     fn text_is_unchanged() {
-        let snap: leakscope::Snapshot = serde_json::from_value(serde_json::json!({
-            "mode": "hooks", "mode_limits": "", "grace_ms": 0, "retained_bytes_threshold": 0,
-            "taken_at_ms": 0, "connections": [], "tasks": [], "warnings": [],
+        let snap = crate::testing::snapshot(serde_json::json!({
             "totals": {"connections_opened": 1, "connections_closed": 2, "tasks_spawned": 3,
                 "orphan_tasks": 4, "live_tasks": 5, "open_connections": 6,
                 "connections_evicted": 7, "connections_untracked": 8,
@@ -147,8 +145,7 @@ mod tests {
                 "connections_leaking": 11, "connections_folded_leaking": 12, "tasks_ended": 13},
             "heap": {"tracking": true, "connection_live_bytes": 14, "retained_bytes": 15,
                 "untagged_live_bytes": 16, "evicted_live_bytes": 17}
-        }))
-        .expect("snapshot JSON");
+        }));
         assert_eq!(
             super::prometheus_text(&snap),
             include_str!("metrics.golden.txt")

@@ -82,7 +82,10 @@ fn find(s: &Snapshot, id: u64) -> Option<&TaskInfo> {
     s.tasks.iter().find(|t| t.id == id)
 }
 
-async fn respond(raw: String, ctx: Ctx, want_dump: bool) -> DashResult<(StatusCode, Html<String>)> {
+/// The task page, with the status of its dump when one was asked for.
+type TaskResponse = DashResult<(StatusCode, Html<String>)>;
+
+async fn respond(raw: String, ctx: Ctx, want_dump: bool) -> TaskResponse {
     let id = parse_id("task", &raw)?;
     let missing = || {
         DashError::not_found(format!(
@@ -107,19 +110,13 @@ async fn respond(raw: String, ctx: Ctx, want_dump: bool) -> DashResult<(StatusCo
 }
 
 /// `GET /task/{id}`, or with `?dump=1` the page with the task's await-point backtrace.
-pub(crate) async fn task(
-    Path(raw): Path<String>,
-    ctx: Ctx,
-) -> DashResult<(StatusCode, Html<String>)> {
+pub(crate) async fn task(Path(raw): Path<String>, ctx: Ctx) -> TaskResponse {
     let want_dump = ctx.params(&["dump"])?.flag("dump")?;
     respond(raw, ctx, want_dump).await
 }
 
 /// `POST /task/{id}`: the task page with its await-point backtrace (the page's button).
-pub(crate) async fn task_dump(
-    Path(raw): Path<String>,
-    ctx: Ctx,
-) -> DashResult<(StatusCode, Html<String>)> {
+pub(crate) async fn task_dump(Path(raw): Path<String>, ctx: Ctx) -> TaskResponse {
     ctx.params(&["dump"])?;
     respond(raw, ctx, true).await
 }

@@ -241,15 +241,7 @@ fn ticks(span_ms: u64) -> impl Iterator<Item = u64> {
 mod tests {
     #[test]
     fn bars_are_named_by_spawn_name_or_location() {
-        let snap: leakscope::Snapshot = serde_json::from_value(serde_json::json!({
-            "mode": "hooks", "mode_limits": "", "grace_ms": 0, "retained_bytes_threshold": 0,
-            "taken_at_ms": 0, "connections": [], "warnings": [],
-            "totals": {"connections_opened": 0, "connections_closed": 0, "tasks_spawned": 0,
-                "orphan_tasks": 0, "live_tasks": 0, "open_connections": 0,
-                "connections_evicted": 0, "connections_untracked": 0,
-                "connections_leaking_memory": 0},
-            "heap": {"tracking": false, "connection_live_bytes": 0, "retained_bytes": 0,
-                "untagged_live_bytes": 0, "evicted_live_bytes": 0},
+        let snap = crate::testing::snapshot(serde_json::json!({
             "tasks": [
                 {"id": 1, "conn_id": 7, "name": "conn=7 forwarder", "spawned_at": "src/a.rs:1:2",
                  "state": "alive", "ended_by": null, "spawned_at_ms": 0, "ended_at_ms": null,
@@ -259,8 +251,7 @@ mod tests {
                  "state": "alive", "ended_by": null, "spawned_at_ms": 0, "ended_at_ms": null,
                  "orphan": false, "outlived_close_ms": null, "detached": false, "kind": "async"}
             ]
-        }))
-        .expect("snapshot JSON");
+        }));
         assert_eq!(super::bar_label(&snap.tasks[0]), "forwarder");
         assert_eq!(super::bar_label(&snap.tasks[1]), "src/heartbeat.rs:17:5");
     }
