@@ -382,3 +382,20 @@ fn nested_under_a_prefix_every_url_is_relative() {
         }
     });
 }
+
+#[test]
+fn a_request_on_a_tracked_connection_forgets_it() {
+    run(async {
+        // What leakscope's tracked listener does: the request runs in the connection's scope.
+        let conn = leakscope::Connection::open("routes/own-connection", None);
+        let id = conn.id().expect("tracked");
+        assert!(leakscope::connection_snapshot(id).is_some());
+        let app = router();
+        let r = conn.scope(get(&app, "/health")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            leakscope::connection_snapshot(id).is_none(),
+            "the dashboard's own connection is ignored, even though its handlers run untracked"
+        );
+    });
+}
