@@ -210,7 +210,8 @@ impl Builder {
     /// Mean bytes between two sampled allocations (geometric by bytes, as jemalloc's
     /// `lg_prof_sample`): each sample keeps the block's owner and call stack while it is live,
     /// so a connection's retained bytes come with where they were allocated. 0 turns sampling
-    /// off. By default, [`Config::DEFAULT_SAMPLE_BYTES`].
+    /// off. By default, [`Config::DEFAULT_SAMPLE_BYTES`]. Install it before the threads that
+    /// matter allocate: a thread draws its first countdown with the interval in force then.
     pub fn sample_bytes(mut self, bytes: u64) -> Self {
         self.config.sample_bytes = bytes;
         self

@@ -44,8 +44,8 @@ pub use heap::TrackingAlloc;
 #[doc(hidden)]
 pub use heap::bench as alloc_bench;
 pub use snapshot::{
-    AllocationSite, ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, RouteInfo, Signature,
-    SignatureKind, Snapshot, TaskInfo, TaskKind, TaskState, Totals, Verdict,
+    AllocationSite, ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, ProfileOf, RouteInfo,
+    Signature, SignatureKind, Snapshot, TaskInfo, TaskKind, TaskState, Totals, Verdict,
 };
 pub use tag::hooks::{RuntimeBuilderExt, UserHooks, runtime};
 pub use tag::spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};
@@ -84,6 +84,14 @@ pub fn connection_snapshot(id: u64) -> Option<Snapshot> {
 /// task is not tracked.
 pub fn task_snapshot(id: u64) -> Option<Snapshot> {
     show::source().task(id)
+}
+
+/// The sampled live heap of a connection, a route or the process, as a pprof profile
+/// (`profile.proto`, uncompressed): `go tool pprof`, `pprof` and speedscope read it. Estimates
+/// from sampled allocations (see `LEAKSCOPE_SAMPLE_BYTES`). `None` with the feature off or for
+/// a connection that is not tracked.
+pub fn heap_profile(of: ProfileOf) -> Option<Vec<u8>> {
+    show::source().heap_profile(&of)
 }
 
 /// The effective configuration (defaults, environment, or what [`Builder::install`] set).

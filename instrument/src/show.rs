@@ -3,7 +3,7 @@
 //! looked at once, in [`source`].
 
 use crate::config::Config;
-use crate::snapshot::{Mode, Snapshot};
+use crate::snapshot::{Mode, ProfileOf, Snapshot};
 
 /// What the public functions ask.
 pub(crate) trait Source {
@@ -13,6 +13,7 @@ pub(crate) trait Source {
     fn connection(&self, id: u64) -> Option<Snapshot>;
     fn task(&self, id: u64) -> Option<Snapshot>;
     fn config(&self) -> Config;
+    fn heap_profile(&self, of: &ProfileOf) -> Option<Vec<u8>>;
 }
 
 /// The answers with the feature off.
@@ -45,6 +46,9 @@ impl Source for Off {
     fn config(&self) -> Config {
         Config::default()
     }
+    fn heap_profile(&self, _of: &ProfileOf) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 #[cfg(feature = "enabled")]
@@ -66,6 +70,9 @@ impl Source for crate::collector::Collector {
     }
     fn config(&self) -> Config {
         self.config.clone()
+    }
+    fn heap_profile(&self, of: &ProfileOf) -> Option<Vec<u8>> {
+        self.heap_profile(of)
     }
 }
 

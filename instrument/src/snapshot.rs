@@ -323,6 +323,17 @@ pub struct HeapTotals {
     pub samples_dropped: u64,
 }
 
+/// Whose live bytes a heap profile ([`crate::heap_profile`]) shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileOf {
+    /// Every sampled live block of the process.
+    Process,
+    /// One connection's (by id).
+    Connection(u64),
+    /// The listed connections of one route (label).
+    Route(String),
+}
+
 impl ConnectionInfo {
     /// The one definition of a red row: a connection with orphan tasks, or one retaining more
     /// than the threshold past its grace period.

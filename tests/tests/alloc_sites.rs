@@ -9,10 +9,10 @@ use leakscope_tests::*;
 
 static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// Keeps 64 buffers of 4 KiB: 256 KiB retained, allocated on the line below.
+/// Keeps 256 buffers of 4 KiB: 1 MiB retained, allocated on the line below.
 fn keep_buffers() {
     let mut kept = KEPT.lock().unwrap();
-    for _ in 0..64 {
+    for _ in 0..256 {
         kept.push(vec![1u8; 4096]); // ALLOCATION SITE
     }
 }
@@ -31,7 +31,12 @@ fn retained_bytes_name_the_line_that_allocated_them() {
     run(async {
         let conn = leakscope::Connection::open("/keep", None);
         let id = conn.id().unwrap();
-        conn.in_scope(keep_buffers);
+        // On a fresh thread: a thread's sampling countdown is drawn at its first allocation,
+        // with the interval in force then (this test's 16 KiB, not the default).
+        let c = conn.clone();
+        std::thread::spawn(move || c.in_scope(keep_buffers))
+            .join()
+            .unwrap();
         conn.close();
         let c = wait_for("the allocation sites", Duration::from_secs(10), || async {
             let s = leakscope::connection_snapshot(id)?;
@@ -47,9 +52,10 @@ fn retained_bytes_name_the_line_that_allocated_them() {
             c.allocation_sites
         );
         let est = top.bytes as f64;
+        // About 55 samples: the estimate is within a factor 2 far beyond 3 standard deviations.
         assert!(
-            est > 256.0 * 1024.0 * 0.5 && est < 256.0 * 1024.0 * 2.0,
-            "estimated {est} B for 256 KiB"
+            est > 1024.0 * 1024.0 * 0.5 && est < 1024.0 * 1024.0 * 2.0,
+            "estimated {est} B for 1 MiB"
         );
         let s = leakscope::snapshot();
         let sig = s
@@ -60,5 +66,12 @@ fn retained_bytes_name_the_line_that_allocated_them() {
         assert_eq!(sig.verdict, Verdict::Leak);
         assert!(sig.site.contains("alloc_sites.rs"), "{sig:?}");
         assert!(s.heap.live_samples > 0 && s.heap.sample_bytes == 16 * 1024);
+        // The same samples as a pprof heap profile of the connection.
+        let profile = leakscope::heap_profile(leakscope::ProfileOf::Connection(id))
+            .expect("a tracked connection");
+        assert!(profile.len() > 100, "{} bytes", profile.len());
+        if let Some(path) = std::env::var_os("LEAKSCOPE_TEST_PPROF") {
+            std::fs::write(path, &profile).unwrap();
+        }
     });
 }

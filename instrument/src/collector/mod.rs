@@ -9,6 +9,7 @@
 mod allocations;
 mod event;
 mod frozen;
+mod pprof;
 mod records;
 mod retention;
 mod sites;
@@ -163,6 +164,26 @@ impl Collector {
     /// One connection and its tasks, or `None` if it is not tracked.
     pub(crate) fn connection(&self, id: u64) -> Option<Snapshot> {
         Some(self.view(Which::Conn(id))).filter(|s| !s.connections.is_empty())
+    }
+
+    /// The live samples of `of` as a pprof heap profile (`None`: no such connection).
+    pub(crate) fn heap_profile(&self, of: &crate::snapshot::ProfileOf) -> Option<Vec<u8>> {
+        use crate::snapshot::ProfileOf;
+        let _g = tag::untracked();
+        let tags: Option<std::collections::HashSet<Tag>> = match of {
+            ProfileOf::Process => None,
+            ProfileOf::Connection(id) => {
+                let st = self.lock();
+                Some([st.conns.get(&ConnId(*id))?.tag].into())
+            }
+            ProfileOf::Route(label) => {
+                let st = self.lock();
+                let tags = st.conns.values().filter(|c| *c.label == **label);
+                Some(tags.map(|c| c.tag).collect())
+            }
+        };
+        let samples = crate::heap::sample::live(|t| tags.as_ref().is_none_or(|s| s.contains(&t)));
+        Some(pprof::profile(&samples))
     }
 
     /// One task and its connection, or `None` if it is not tracked.
