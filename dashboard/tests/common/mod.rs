@@ -25,11 +25,15 @@ pub(crate) fn init() {
 /// Runs `fut` on a runtime with leakscope's hooks, so plain `tokio::spawn` is tracked.
 pub(crate) fn run<F: Future>(fut: F) -> F::Output {
     init();
-    leakscope::runtime()
+    let rt = leakscope::runtime()
         .worker_threads(2)
         .build()
-        .expect("runtime")
-        .block_on(fut)
+        .expect("runtime");
+    let out = rt.block_on(fut);
+    // A task dump can leave a worker parked at tokio's dump barrier (tokio #7478): a plain drop
+    // would wait for it forever. Give the workers 5 s, then let the test end.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    out
 }
 
 /// A response, with its body read to the end.
