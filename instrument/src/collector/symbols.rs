@@ -33,13 +33,20 @@ const SKIP_FUNCTIONS: [&str; 10] = [
     "hashbrown::",
 ];
 
+/// Files of these never name an allocation site (the stack walker's, leakscope's own, as a
+/// workspace member or as a crates.io dependency, and the standard library's).
+const SKIP_FILES: [&str; 6] = [
+    "/rustc/",
+    "/backtrace-",
+    "/leakscope-",
+    "/instrument/src/",
+    "/library/",
+    "/backtrace/src/",
+];
+
 fn is_runtime(function: &str, file: &str) -> bool {
     SKIP_FUNCTIONS.iter().any(|p| function.starts_with(p))
-        || file.starts_with("/rustc/")
-        || file.contains("/instrument/src/")
-        || file.contains("/library/alloc/")
-        || file.contains("/library/core/")
-        || file.contains("/library/std/")
+        || SKIP_FILES.iter().any(|p| file.contains(p))
 }
 
 fn resolve(ip: usize) -> Option<Arc<Site>> {
