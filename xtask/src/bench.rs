@@ -60,6 +60,17 @@ fn criterion_median(target: &Path, group: &str, name: &str) -> Option<f64> {
 
 pub(crate) fn bench_alloc(rest: &[String]) -> Result<(), String> {
     let (_, target) = dirs();
+    criterion_table(&target, rest)?;
+    // Instruction counts: repeatable on a noisy machine.
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("(valgrind not installed: no instruction counts)");
+        return Ok(());
+    }
+    icount_table(&icount_binary(&target)?)
+}
+
+/// Runs the criterion bench and prints its medians as ratios against `System`.
+fn criterion_table(target: &Path, rest: &[String]) -> Result<(), String> {
     let mut args = vec![
         "bench",
         "-p",
@@ -85,9 +96,9 @@ pub(crate) fn bench_alloc(rest: &[String]) -> Result<(), String> {
         "realloc_grow_16B_to_64KiB",
     ];
     for g in groups {
-        let sys = criterion_median(&target, g, "system");
-        let tr = criterion_median(&target, g, "tracking");
-        let dh = criterion_median(&target, g, "dhat");
+        let sys = criterion_median(target, g, "system");
+        let tr = criterion_median(target, g, "tracking");
+        let dh = criterion_median(target, g, "dhat");
         let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} ns"));
         let ratio = |v: Option<f64>| match (v, sys) {
             (Some(v), Some(s)) => format!("{:.2}x", v / s),
@@ -102,11 +113,11 @@ pub(crate) fn bench_alloc(rest: &[String]) -> Result<(), String> {
             ratio(dh)
         );
     }
-    // Instruction counts: repeatable on a noisy machine.
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("(valgrind not installed: no instruction counts)");
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Builds the callgrind driver and finds its binary.
+fn icount_binary(target: &Path) -> Result<std::path::PathBuf, String> {
     cargo(
         &[
             "bench",
@@ -121,7 +132,7 @@ pub(crate) fn bench_alloc(rest: &[String]) -> Result<(), String> {
         &[],
     )?;
     let deps = target.join("release/deps");
-    let bin = std::fs::read_dir(&deps)
+    std::fs::read_dir(&deps)
         .map_err(|e| format!("{}: {e}", deps.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -130,29 +141,39 @@ pub(crate) fn bench_alloc(rest: &[String]) -> Result<(), String> {
             n.starts_with("alloc_icount-") && !n.ends_with(".d")
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .ok_or("alloc_icount binary not found")?;
-    let count = |alloc: &str, size: &str, n: u32| -> Result<f64, String> {
-        let out = Command::new("valgrind")
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-            .arg(&bin)
-            .args([alloc, size, &n.to_string()])
-            .output()
-            .map_err(|e| format!("valgrind: {e}"))?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .find(|l| l.contains("Collected :"))
-            .ok_or("no callgrind total")?;
-        line.rsplit(' ')
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "bad callgrind total".to_owned())
-    };
+        .ok_or_else(|| "alloc_icount binary not found".to_owned())
+}
+
+/// Instructions callgrind counts for `pairs` alloc+free pairs.
+fn instructions(bin: &Path, alloc: &str, size: &str, pairs: u32) -> Result<f64, String> {
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(bin)
+        .args([alloc, size, &pairs.to_string()])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("Collected :"))
+        .ok_or("no callgrind total")?;
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "bad callgrind total".to_owned())
+}
+
+/// Instructions per pair: the difference of two run lengths, so start-up cancels out.
+fn icount_table(bin: &Path) -> Result<(), String> {
     println!("\n| case | System instr/pair | TrackingAlloc instr/pair | extra |");
     println!("|---|---|---|---|");
     for size in ["16B", "64B", "1KiB", "mixed"] {
         let per = |alloc| -> Result<f64, String> {
-            Ok((count(alloc, size, 200_000)? - count(alloc, size, 100_000)?) / 100_000.0)
+            let (long, short) = (
+                instructions(bin, alloc, size, 200_000)?,
+                instructions(bin, alloc, size, 100_000)?,
+            );
+            Ok((long - short) / 100_000.0)
         };
         let (s, t) = (per("system")?, per("tracking")?);
         println!("| {size} | {s:.1} | {t:.1} | +{:.1} |", t - s);
