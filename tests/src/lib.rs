@@ -109,6 +109,18 @@ pub async fn serve_plain(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// Answers every text message until the socket closes (a clean handler).
+pub async fn echo(mut s: leakscope::axum::WebSocket) {
+    use leakscope::axum::Message;
+    while let Some(Ok(m)) = s.recv().await {
+        if let Message::Text(t) = m
+            && s.send(Message::Text(t)).await.is_err()
+        {
+            break;
+        }
+    }
+}
+
 /// Serves leaky-chat on port 0.
 pub async fn serve_chat() -> SocketAddr {
     serve(leaky_chat::app(leaky_chat::AppState::new())).await

@@ -23,17 +23,6 @@ fn init_caps() {
 
 static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// Answers every text message until the socket closes.
-async fn echo(mut s: leakscope::axum::WebSocket) {
-    while let Some(Ok(m)) = s.recv().await {
-        if let Message::Text(t) = m
-            && s.send(Message::Text(t)).await.is_err()
-        {
-            break;
-        }
-    }
-}
-
 fn app() -> axum::Router {
     axum::Router::new()
         .route(

@@ -5,7 +5,6 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::extract::ws::Message;
 use axum::routing::get;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,16 +21,6 @@ const DEADLINE: Duration = Duration::from_secs(20);
 static CLIENT: OnceLock<HttpClient<HttpConnector, String>> = OnceLock::new();
 static BACKEND: OnceLock<std::net::SocketAddr> = OnceLock::new();
 static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-async fn echo(mut s: WebSocket) {
-    while let Some(Ok(m)) = s.recv().await {
-        if let Message::Text(t) = m
-            && s.send(Message::Text(t)).await.is_err()
-        {
-            break;
-        }
-    }
-}
 
 async fn fetch(s: WebSocket) {
     let client = CLIENT.get_or_init(|| {
