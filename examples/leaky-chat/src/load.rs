@@ -43,11 +43,18 @@ pub async fn one_client(
         .map_err(|e| format!("connect {url}: {e}"))?;
     // The bytes route keeps what it is sent: 24 KiB a message makes each connection retain
     // more than the 64 KiB threshold with the default three messages.
-    let pad = if route.ends_with("/bytes") { 24 * 1024 } else { 0 };
+    let pad = if route.ends_with("/bytes") {
+        24 * 1024
+    } else {
+        0
+    };
     for i in 0..messages {
-        ws.send(Message::text(format!("hello {i} from {route}{}", ".".repeat(pad))))
-            .await
-            .map_err(|e| format!("send: {e}"))?;
+        ws.send(Message::text(format!(
+            "hello {i} from {route}{}",
+            ".".repeat(pad)
+        )))
+        .await
+        .map_err(|e| format!("send: {e}"))?;
         // Every route answers something (echo or broadcast) to a text message.
         match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
             Ok(Some(Ok(_))) => {}
