@@ -64,6 +64,19 @@ impl Params {
         }
     }
 
+    /// An id (a whole number), if given: `Ok(None)` when absent, an error for any other value
+    /// (an empty one too).
+    pub(crate) fn id(&self, key: &str) -> Result<Option<u64>, DashError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                DashError::bad_request(format!(
+                    "query parameter {key}={v:?}: expected an id, a whole number (e.g. {key}=42)"
+                ))
+            }),
+        }
+    }
+
     /// A yes/no flag: `1`, `true` or empty mean yes, `0` or `false` no.
     pub(crate) fn flag(&self, key: &str) -> Result<bool, DashError> {
         match self.get(key) {
@@ -106,6 +119,11 @@ mod tests {
         let p = Params::parse(Some("page=0"), &["page"]).unwrap();
         assert!(p.number("page", 1, 1, 10).is_err());
         assert_eq!(p.number("per_page", 50, 1, 500).unwrap(), 50);
+        let p = Params::parse(Some("conn=7&x=&y=a"), &["conn", "x", "y"]).unwrap();
+        assert_eq!(p.id("conn").unwrap(), Some(7));
+        assert_eq!(p.id("none").unwrap(), None);
+        assert!(p.id("x").unwrap_err().message.contains("expected an id"));
+        assert!(p.id("y").is_err());
         assert!(parse_id("conn", "x1").is_err());
         assert_eq!(parse_id("conn", "17").unwrap(), 17);
     }

@@ -96,6 +96,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
         .route("/api/history", get(api::history))
         .route("/api/events", get(live::events))
         .route("/api/report", get(api::report))
+        .route("/api/pprof", get(api::pprof))
         .route("/metrics", get(api::metrics))
         .route("/health", get(api::health))
         .route("/assets/{name}", get(assets::asset))
@@ -113,7 +114,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
 async fn not_found() -> Response {
     DashError::not_found(
         "leakscope dashboard: no such page (the overview is the dashboard's root; \
-         see also api/snapshot, api/history, api/events, api/report, metrics, health)",
+         see also api/snapshot, api/history, api/events, api/report, api/pprof, metrics, health)",
     )
     .into_response()
 }

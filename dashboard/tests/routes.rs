@@ -131,6 +131,12 @@ fn bad_query_parameters_are_400_with_a_message() {
             ("/api/history?x", "unknown query parameter"),
             ("/api/events?x=1", "unknown query parameter"),
             ("/api/report?x=1", "unknown query parameter"),
+            ("/api/pprof?pid=1", "unknown query parameter \"pid\""),
+            ("/api/pprof?conn=abc", "conn=\"abc\": expected an id"),
+            ("/api/pprof?conn=", "conn=\"\": expected an id"),
+            ("/api/pprof?conn=1&route=%2Fws", "not both"),
+            ("/api/pprof?route=", "expected a route label"),
+            ("/api/pprof?conn=1&conn=2", "more than once"),
         ];
         for (uri, msg) in cases {
             let r = get(&app, uri).await;
@@ -155,6 +161,7 @@ fn unknown_ids_and_paths_are_404() {
             "/nope",
             "/assets/nope.js",
             "/conn/",
+            "/api/pprof?conn=18446744073709551615",
         ] {
             let r = get(&app, uri).await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}: {}", r.body);
@@ -241,6 +248,15 @@ fn json_metrics_report_health_and_assets() {
                 .starts_with("text/plain; version=0.0.4")
         );
         assert!(r.body.contains("# TYPE leakscope_orphan_tasks gauge"));
+        for line in [
+            "# TYPE leakscope_shared_tasks gauge",
+            "# TYPE leakscope_routes_leaking gauge",
+            "# TYPE leakscope_connections_leaking gauge",
+            "# TYPE leakscope_tasks_ended_total counter",
+        ] {
+            assert!(r.body.contains(line), "{line}");
+        }
+        assert!(metric(&r.body, "leakscope_connections_leaking").is_some_and(|n| n >= 1));
 
         let r = get(&app, "/api/report").await;
         assert_eq!(r.status, StatusCode::OK);

@@ -102,6 +102,18 @@ const METRICS: &[Metric] = &[
         "Connections counted but not tracked: every slot was open or awaiting its verdict.",
         |s| s.totals.connections_untracked,
     ),
+    (
+        "shared_tasks",
+        "gauge",
+        "Tasks alive past their connection's grace period that are shared globals, not orphans.",
+        |s| s.totals.shared_tasks,
+    ),
+    (
+        "routes_leaking",
+        "gauge",
+        "Routes whose closed connections keep retaining bytes as a group (slow leaks).",
+        |s| s.totals.routes_leaking,
+    ),
 ];
 
 /// `GET /metrics`: Prometheus text.
@@ -142,7 +154,8 @@ mod tests {
                 "orphan_tasks": 4, "live_tasks": 5, "open_connections": 6,
                 "connections_evicted": 7, "connections_untracked": 8,
                 "connections_leaking_memory": 9, "connections_ignored": 10,
-                "connections_leaking": 11, "connections_folded_leaking": 12, "tasks_ended": 13},
+                "connections_leaking": 11, "connections_folded_leaking": 12, "tasks_ended": 13,
+                "shared_tasks": 18, "routes_leaking": 19},
             "heap": {"tracking": true, "connection_live_bytes": 14, "retained_bytes": 15,
                 "untagged_live_bytes": 16, "evicted_live_bytes": 17}
         }));

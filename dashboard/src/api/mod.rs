@@ -1,11 +1,13 @@
 //! The machine-readable routes: JSON snapshot, history and report ([`mod@json`]), Prometheus text
-//! ([`mod@metrics`]), health.
+//! ([`mod@metrics`]), heap profiles ([`mod@pprof`]), health.
 
 mod json;
 mod metrics;
+mod pprof;
 
 pub(crate) use json::{history, report, snapshot};
 pub(crate) use metrics::metrics;
+pub(crate) use pprof::pprof;
 
 /// `GET /health`.
 pub(crate) async fn health() -> &'static str {

@@ -134,3 +134,34 @@ pub(crate) async fn make_open(label: &str) -> (leakscope::Connection, u64, u64) 
     .await;
     (conn, id, task)
 }
+
+/// Opens four connections labelled `label`: the first starts a task that never ends (what a
+/// library's lazily started global does), the other three close without leaking. Waits until
+/// leakscope judges that task a shared global. Returns `(first conn id, task id)`.
+pub(crate) async fn make_shared(label: &str) -> (u64, u64) {
+    let mut first = None;
+    for i in 0..4 {
+        let conn = leakscope::Connection::open(label, None);
+        let id = conn.id().expect("tracked");
+        conn.scope(async {
+            if i == 0 {
+                tokio::spawn(std::future::pending::<()>());
+            }
+        })
+        .await;
+        conn.close();
+        first.get_or_insert(id);
+    }
+    let first = first.expect("four connections");
+    wait_for("a shared global task", || {
+        let s = leakscope::snapshot();
+        s.tasks_of(first).find(|t| t.shared).map(|t| (first, t.id))
+    })
+    .await
+}
+
+/// The value of the Prometheus sample `name` in `text`.
+pub(crate) fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
