@@ -149,6 +149,10 @@
     setCounter('connections_leaking_memory', t.connections_leaking_memory);
     setCounter('connections_opened', t.connections_opened);
     setCounter('connections_closed', t.connections_closed);
+    setCounter('connections_leaking', t.connections_leaking);
+    setCounter('routes_leaking', t.routes_leaking);
+    setCounter('shared_tasks', t.shared_tasks);
+    setCounter('tasks_spawned', t.tasks_spawned);
     var mode = document.getElementById('mode');
     mode.textContent = s.mode;
     mode.className = 'badge mode-' + s.mode;

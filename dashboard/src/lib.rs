@@ -16,13 +16,14 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `/` | overview: counters, 10-minute charts, orphan tasks (live), connections (`?state=open\|closed\|leaking&label=..&page=N&per_page=M`) |
-//! | `/conn/{id}` | one connection: its tasks on a timeline, its bytes |
+//! | `/` | overview: counters, leak signatures and routes, 10-minute charts, orphan tasks (live), connections (`?state=open\|closed\|leaking&label=..&page=N&per_page=M`) |
+//! | `/conn/{id}` | one connection: its tasks on a timeline, its bytes and where they were allocated |
 //! | `/task/{id}` | one task; `?dump=1` or `POST` adds its await-point backtrace (feature `taskdump`) |
 //! | `/api/snapshot` | `leakscope::snapshot()` as JSON |
 //! | `/api/history` | the last 10 minutes of totals, one point per second, column by column |
 //! | `/api/events` | Server-Sent Events: a JSON summary every second (event `summary`) |
 //! | `/api/report` | a post-mortem JSON download: snapshot, history, configuration, build |
+//! | `/api/pprof` | a heap profile download (pprof `profile.proto`): the process, `?conn=ID` or `?route=LABEL` |
 //! | `/metrics` | Prometheus text |
 //! | `/health` | `ok` |
 //!

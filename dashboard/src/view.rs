@@ -77,6 +77,17 @@ pub(crate) fn conn_state(c: &ConnectionInfo) -> &'static str {
     }
 }
 
+/// A task's state in words, as every page shows it: [`TaskInfo::state_text`], except for a
+/// shared global (alive past its connection's grace period, started lazily by it: not an
+/// orphan), which says what it is.
+pub(crate) fn task_state(t: &TaskInfo) -> String {
+    if t.shared && !t.orphan {
+        "shared global (started by this connection)".to_owned()
+    } else {
+        t.state_text()
+    }
+}
+
 /// A spawn location without the cargo home prefix of dependencies:
 /// `/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/x.rs:1:2` becomes
 /// `axum-0.8.9/src/x.rs:1:2`. Workspace paths are unchanged.

@@ -1,12 +1,13 @@
-//! `GET /conn/{id}`: one connection's facts and bytes, its tasks on a timeline and in a table.
+//! `GET /conn/{id}`: one connection's facts and bytes, where its live bytes were allocated (and
+//! its heap profile), its tasks on a timeline and in a table.
 
 use askama::Template;
 use axum::extract::Path;
 use axum::response::Html;
-use leakscope::{ConnectionInfo, Snapshot, TaskInfo};
+use leakscope::{AllocationSite, ConnectionInfo, HeapTotals, Snapshot, TaskInfo};
 
 use super::timeline::{self, Timeline};
-use super::{Ctx, Fact, fact, orphan_class};
+use super::{Ctx, Fact, fact, task_class};
 use crate::error::{DashError, DashResult};
 use crate::query::parse_id;
 use crate::view;
@@ -26,6 +27,14 @@ struct TaskRow {
     outlived: String,
 }
 
+/// Where some of the connection's live bytes were allocated.
+struct SiteRow {
+    site: String,
+    function: String,
+    bytes: String,
+    samples: String,
+}
+
 #[derive(Template)]
 #[template(path = "conn.html")]
 struct ConnPage {
@@ -36,6 +45,9 @@ struct ConnPage {
     facts: Vec<Fact>,
     bytes: Vec<Fact>,
     heap_tracking: bool,
+    sites: Vec<SiteRow>,
+    /// Why `sites` is empty, or how they were estimated.
+    sites_note: String,
     tl: Timeline,
     tasks: Vec<TaskRow>,
     tasks_total: usize,
@@ -69,12 +81,37 @@ fn bytes(c: &ConnectionInfo) -> Vec<Fact> {
     ]
 }
 
+fn site_row(a: &AllocationSite) -> SiteRow {
+    SiteRow {
+        site: view::location(&a.site),
+        function: a.function.clone(),
+        bytes: view::bytes(a.bytes),
+        samples: view::count(a.samples),
+    }
+}
+
+/// What the allocation sites are, or why there are none.
+fn sites_note(h: &HeapTotals, empty: bool) -> String {
+    if !h.tracking {
+        "Heap tracking is off: install leakscope::TrackingAlloc as the global allocator.".into()
+    } else if h.sample_bytes == 0 {
+        "Allocation sampling is off (LEAKSCOPE_SAMPLE_BYTES=0).".into()
+    } else if empty {
+        "No sampled allocation of this connection is live.".into()
+    } else {
+        format!(
+            "Estimated from sampled allocations (one per {} allocated, on average).",
+            view::bytes(h.sample_bytes)
+        )
+    }
+}
+
 fn task_row(c: &ConnectionInfo, t: &TaskInfo, now: u64) -> TaskRow {
     TaskRow {
         id: t.id,
         name: t.name.clone(),
-        class: orphan_class(t),
-        state: t.state_text(),
+        class: task_class(t),
+        state: view::task_state(t),
         kind: t.kind.to_string(),
         spawned_at: view::location(&t.spawned_at),
         spawned: format!(
@@ -98,6 +135,8 @@ fn render(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askama::
         facts: facts(c, now),
         bytes: bytes(c),
         heap_tracking: s.heap.tracking,
+        sites: c.allocation_sites.iter().map(site_row).collect(),
+        sites_note: sites_note(&s.heap, c.allocation_sites.is_empty()),
         tl: timeline::build(c, &tasks, now, s.grace_ms, MAX_TASK_ROWS),
         tasks: tasks
             .iter()

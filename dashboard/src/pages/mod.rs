@@ -6,6 +6,7 @@ mod connection;
 mod overview;
 mod task;
 mod timeline;
+mod verdicts;
 
 pub(crate) use connection::connection;
 pub(crate) use overview::overview;
@@ -107,9 +108,16 @@ fn fact(name: &'static str, value: impl Into<String>) -> Fact {
     }
 }
 
-/// The row or badge class of a task: `orphan` (red) or none.
-fn orphan_class(t: &TaskInfo) -> &'static str {
-    if t.orphan { "orphan" } else { "" }
+/// The row or badge class of a task: `orphan` (red), `shared` (a shared global, not red) or
+/// none.
+fn task_class(t: &TaskInfo) -> &'static str {
+    if t.orphan {
+        "orphan"
+    } else if t.shared {
+        "shared"
+    } else {
+        ""
+    }
 }
 
 /// `(root, home)` for a page at `original` that this router sees as `inner`.

@@ -1,10 +1,12 @@
-//! `GET /`: counters, charts, the orphan table and the filterable, paginated connection table.
+//! `GET /`: counters, leak signatures and routes ([`super::verdicts`]), charts, the orphan
+//! table and the filterable, paginated connection table.
 
 use askama::Template;
 use axum::response::Html;
 use leakscope::{ConnState, ConnectionInfo, Snapshot};
 
 use super::Ctx;
+use super::verdicts::{self, Verdicts};
 use crate::error::{DashError, DashResult};
 use crate::query::Params;
 use crate::view::{self, ORPHAN_ROWS, OrphanRow};
@@ -143,6 +145,7 @@ struct OverviewPage<'a> {
     heap_tracking: bool,
     warnings: &'a [String],
     counters: Vec<Counter>,
+    v: Verdicts,
     orphans: Vec<OrphanRow>,
     orphans_listed: u64,
     orphans_more: u64,
@@ -208,6 +211,15 @@ fn counters(s: &Snapshot) -> Vec<Counter> {
             t.connections_closed,
             false,
         ),
+        c(
+            "connections_leaking",
+            "connections leaking",
+            t.connections_leaking,
+            true,
+        ),
+        c("routes_leaking", "routes leaking", t.routes_leaking, true),
+        c("shared_tasks", "shared global tasks", t.shared_tasks, false),
+        c("tasks_spawned", "tasks spawned", t.tasks_spawned, false),
     ]
 }
 
@@ -246,6 +258,7 @@ fn render(ctx: Ctx, s: &Snapshot, f: &Filter) -> Result<String, askama::Error> {
         heap_tracking: s.heap.tracking,
         warnings: &s.warnings,
         counters: counters(s),
+        v: verdicts::build(s, &ctx),
         orphans_more: listed.saturating_sub(orphans.len() as u64),
         orphans,
         orphans_listed: listed,

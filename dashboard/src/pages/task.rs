@@ -8,7 +8,7 @@ use axum::response::Html;
 use leakscope::{Snapshot, TaskInfo, TaskState};
 
 use super::timeline::{self, Timeline};
-use super::{Ctx, Fact, fact, orphan_class};
+use super::{Ctx, Fact, fact, task_class};
 use crate::dump::{self, DumpError};
 use crate::error::{DashError, DashResult};
 use crate::query::parse_id;
@@ -44,6 +44,14 @@ fn facts(t: &TaskInfo, now: u64) -> Vec<Fact> {
         fact("outlived its socket by", view::outlived(t)),
         fact("detached", yes_no(t.detached)),
         fact("orphan", yes_no(t.orphan)).bad_if(t.orphan),
+        fact(
+            "shared global",
+            if t.shared {
+                "yes: a global started lazily by this connection, not an orphan"
+            } else {
+                "no"
+            },
+        ),
     ]
 }
 
@@ -66,8 +74,8 @@ fn render(
         name: t.name.clone(),
         conn_id: t.conn_id,
         conn_label: conn.map_or_else(|| "(evicted)".to_owned(), |c| c.label.clone()),
-        state: t.state_text(),
-        class: orphan_class(t),
+        state: view::task_state(t),
+        class: task_class(t),
         alive: t.state == TaskState::Alive,
         facts: facts(t, now),
         tl: conn.map(|c| timeline::build(c, &[t], now, s.grace_ms, 1)),

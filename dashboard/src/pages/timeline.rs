@@ -68,6 +68,8 @@ pub(crate) struct Timeline {
 fn class_of(t: &TaskInfo) -> &'static str {
     if t.orphan {
         "orphan"
+    } else if t.shared {
+        "shared"
     } else if t.state == TaskState::Ended {
         "ended"
     } else if t.detached {
@@ -131,7 +133,7 @@ fn bar(scale: &Scale, row: usize, t: &TaskInfo, now_ms: u64) -> Bar {
             "task {} {}: {}, lived {}, spawned at {}",
             t.id,
             t.name,
-            t.state_text(),
+            view::task_state(t),
             view::lifetime(t, now_ms),
             t.spawned_at
         ),
