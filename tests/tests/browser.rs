@@ -2,7 +2,8 @@
 //!
 //! Opens the overview, then drives a clean (`/ws`) and a leaky (`/ws/leaky/forwarder`) chat
 //! connection, and waits until a red orphan row for the leaky route arrives over the live
-//! stream, without a reload. Saves a screenshot to `target/dashboard-e2e.png`.
+//! stream, without a reload; then reloads until the leak signature table, first on the page,
+//! shows the leaky route's forwarder in red. Saves a screenshot to `target/dashboard-e2e.png`.
 //!
 //! Needs `chromium` and `chromedriver` (`apt-get install -y chromium chromium-driver`; or set
 //! `CHROMIUM` / `CHROMEDRIVER` to their paths). Without them the test is skipped with a loud
@@ -91,6 +92,34 @@ async fn script(client: &Client, js: &str) -> Result<serde_json::Value, String> 
         .map_err(|e| format!("script {js:?}: {e}"))
 }
 
+/// The text of the first element matching `css`.
+async fn text_of(client: &Client, css: &str) -> Result<String, String> {
+    let el = client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("find {css}: {e}"))?;
+    el.text().await.map_err(|e| format!("text of {css}: {e}"))
+}
+
+/// Fails unless the first element matching `css` has a red background.
+async fn assert_red(client: &Client, css: &str) -> Result<(), String> {
+    let js = format!("return getComputedStyle(document.querySelector('{css}')).backgroundColor;");
+    let bg = script(client, &js).await?;
+    let rgb: Vec<u32> = bg
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert!(
+        rgb.len() == 3 && rgb[0] > rgb[1] + 16 && rgb[0] > rgb[2] + 16,
+        "{css} is not red: {bg}"
+    );
+    Ok(())
+}
+
 /// The browser part; errors come back as text so the session is closed either way.
 async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Result<(), String> {
     client
@@ -129,33 +158,48 @@ async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Resu
         0,
         "the clean route leaves no orphan"
     );
-    let bg = script(
+    assert_red(client, &orphan_row).await?;
+    let text = text_of(client, &orphan_row).await?;
+    assert!(text.contains("forwarder"), "row text: {text}");
+
+    // The leak signature table is as of page load, first on the page: reload until it lists
+    // the leaky route's forwarder, in red.
+    let signature_row = format!("tr.sig.leak[data-label=\"{LEAKY}\"]");
+    wait_until("a red leak signature for the leaky route", || async {
+        client
+            .goto(&format!("http://{dashboard}/"))
+            .await
+            .map_err(|e| format!("reload the dashboard: {e}"))?;
+        Ok((count(client, &signature_row).await? > 0).then_some(()))
+    })
+    .await?;
+    assert_red(client, &signature_row).await?;
+    let text = text_of(client, &signature_row).await?;
+    assert!(
+        text.contains("task leak") && text.contains("closed connection"),
+        "signature row text: {text}"
+    );
+    assert_eq!(
+        count(client, &format!("tr.sig[data-label=\"{CLEAN}\"]")).await?,
+        0,
+        "the clean route has no signature"
+    );
+    let first = script(
         client,
-        &format!(
-            "return getComputedStyle(document.querySelector('{orphan_row}')).backgroundColor;"
-        ),
+        "var s = document.getElementById('signatures'); \
+         return !!(s.compareDocumentPosition(document.getElementById('orphans')) \
+                   & Node.DOCUMENT_POSITION_FOLLOWING);",
     )
     .await?;
-    let rgb: Vec<u32> = bg
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches("rgb(")
-        .trim_end_matches(')')
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
-    assert!(
-        rgb.len() == 3 && rgb[0] > rgb[1] + 16 && rgb[0] > rgb[2] + 16,
-        "the orphan row is not red: {bg}"
+    assert_eq!(
+        first,
+        json!(true),
+        "the signatures come before the orphan table"
     );
-    let text = client
-        .find(Locator::Css(&orphan_row))
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
-    assert!(text.contains("forwarder"), "row text: {text}");
+    wait_until("the live stream to reconnect", || async {
+        Ok((count(client, "#live[data-state=\"live\"]").await? > 0).then_some(()))
+    })
+    .await?;
 
     let png = client
         .screenshot()
