@@ -250,6 +250,16 @@ pub struct TaskInfo {
     /// connection (see [`Verdict::Shared`]): not an orphan.
     #[serde(default)]
     pub shared: bool,
+    /// Polls so far (alive tasks the runtime hooks see; `None` otherwise).
+    #[serde(default)]
+    pub polls: Option<u64>,
+    /// Polls since its connection closed: 0 for an orphan *parked* since the close (waiting on
+    /// something that will never come), more for one *still running* (a loop that ticks).
+    #[serde(default)]
+    pub polls_since_close: Option<u64>,
+    /// When it was last polled (Unix ms, within 10 ms).
+    #[serde(default)]
+    pub last_poll_ms: Option<u64>,
 }
 
 /// Exact counters since start.

@@ -54,6 +54,7 @@ pub(super) struct TaskRow {
     pub(super) detached: bool,
     pub(super) blocking: bool,
     pub(super) wrapped: bool,
+    pub(super) polls_at_close: Option<u64>,
 }
 
 /// What a snapshot needs, copied out of the state under its lock.
@@ -119,6 +120,7 @@ fn task_row(t: &Task) -> TaskRow {
         detached: t.detached,
         blocking: t.blocking,
         wrapped: t.wrapped,
+        polls_at_close: t.polls_at_close,
     }
 }
 

@@ -85,6 +85,8 @@ pub(crate) struct Task {
     pub wrapped: bool,
     /// Position in its connection's `alive_ids` while alive.
     pub alive_pos: usize,
+    /// Its polls when its connection closed (0 for a task spawned after the close).
+    pub polls_at_close: Option<u64>,
 }
 
 /// An alive task whose connection's details are gone (folded or ignored).

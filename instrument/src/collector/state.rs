@@ -186,6 +186,12 @@ impl State {
         }
         c.closed_at_ms = Some(now);
         c.close_reason = Some(reason);
+        // What its tasks had done by then: later polls say whether an orphan still runs.
+        for t in &c.alive_ids {
+            if let Some(task) = self.tasks.get_mut(t) {
+                task.polls_at_close = crate::tag::task_table::activity(*t).map(|a| a.0);
+            }
+        }
         self.counters.closed += 1;
         self.open_count -= 1;
         self.set_class(id, Class::Grace);

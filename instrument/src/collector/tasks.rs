@@ -57,7 +57,7 @@ impl State {
         if !info.detached {
             c.alive_attached += 1;
         }
-        let (conn_id, judged) = (c.id, c.is_judged());
+        let (conn_id, judged, closed) = (c.id, c.is_judged(), c.closed_at_ms.is_some());
         let alive_pos = c.alive_ids.len();
         c.alive_ids.push(task);
         self.tasks.insert(
@@ -74,6 +74,8 @@ impl State {
                 blocking: info.blocking,
                 wrapped: info.wrapped,
                 alive_pos,
+                // Spawned after the close: every poll it makes is one since the close.
+                polls_at_close: closed.then_some(0),
             },
         );
         if judged {

@@ -89,6 +89,11 @@ impl Frozen {
 
     fn task(&self, t: &TaskRow, conn: Option<&ConnOf>) -> TaskInfo {
         let (orphan, shared, outlived) = self.judge_task(t, conn);
+        let activity = t
+            .ended_at_ms
+            .is_none()
+            .then(|| crate::tag::task_table::activity(crate::ids::TaskId(t.id)))
+            .flatten();
         let mut name = String::with_capacity(48);
         let _ = match &t.name {
             Some(n) => write!(name, "conn={} {n}", t.conn_id),
@@ -121,6 +126,11 @@ impl Frozen {
                 TaskKind::Async
             },
             shared,
+            polls: activity.map(|a| a.0),
+            polls_since_close: activity
+                .zip(t.polls_at_close)
+                .map(|((polls, _), at)| polls.saturating_sub(at)),
+            last_poll_ms: activity.map(|a| a.1).filter(|&ms| ms != 0),
         }
     }
 

@@ -232,7 +232,7 @@ mod imp {
         // hook, so the counters lag by at most one poll.
         handoff::set_polling(Some(id));
         batch::enter_region();
-        tag::set(task_table::get(id));
+        tag::set(task_table::poll(id, crate::clock::coarse_ms()));
     }
 
     #[inline]

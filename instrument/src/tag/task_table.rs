@@ -24,6 +24,10 @@ const LOCKED: u64 = u64::MAX;
 struct Entry {
     id: AtomicU64,
     tag: AtomicU64,
+    /// Polls so far, and the last one's time (coarse ms): written only by the thread polling
+    /// the task (one at a time), read by snapshots.
+    polls: AtomicU64,
+    last_poll: AtomicU64,
 }
 
 impl Entry {
@@ -31,6 +35,8 @@ impl Entry {
         Entry {
             id: AtomicU64::new(0),
             tag: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+            last_poll: AtomicU64::new(0),
         }
     }
 }
@@ -56,6 +62,8 @@ fn claim(entries: &[Entry], id: u64, tag: u64) -> bool {
                 .is_ok()
         {
             e.tag.store(tag, Ordering::Relaxed);
+            e.polls.store(0, Ordering::Relaxed);
+            e.last_poll.store(0, Ordering::Relaxed);
             e.id.store(id, Ordering::Release);
             return true;
         }
@@ -88,22 +96,43 @@ pub(crate) fn insert(id: TaskId, tag: Tag) -> bool {
 /// The tag of task `id` (none for an untagged task).
 #[inline]
 pub(crate) fn get(id: TaskId) -> Tag {
-    Tag::from_bits(get_bits(id.0))
+    entry_of(id.0).map_or(Tag::NONE, |e| Tag::from_bits(e.tag.load(Ordering::Relaxed)))
+}
+
+/// The before-poll hook: task `id` is being polled (counted, timed); its tag.
+#[inline]
+pub(crate) fn poll(id: TaskId, now_ms: u64) -> Tag {
+    let Some(e) = entry_of(id.0) else {
+        return Tag::NONE;
+    };
+    // One poller at a time: a plain load and store, no read-modify-write.
+    e.polls
+        .store(e.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    e.last_poll.store(now_ms, Ordering::Relaxed);
+    Tag::from_bits(e.tag.load(Ordering::Relaxed))
+}
+
+/// (polls so far, last poll in coarse ms) of a tagged task alive now.
+pub(crate) fn activity(id: TaskId) -> Option<(u64, u64)> {
+    let e = entry_of(id.0)?;
+    let polls = e.polls.load(Ordering::Relaxed);
+    let last = e.last_poll.load(Ordering::Relaxed);
+    (e.id.load(Ordering::Acquire) == id.0).then_some((polls, last))
 }
 
 #[inline]
-fn get_bits(id: u64) -> u64 {
+fn entry_of(id: u64) -> Option<&'static Entry> {
     if LIVE.load(Ordering::Relaxed) == 0 {
-        return 0;
+        return None;
     }
     let s = set(id);
     if let Some(e) = find(&TABLE[s], id) {
-        return e.tag.load(Ordering::Relaxed);
+        return Some(e);
     }
     if SPILLED[s].load(Ordering::Acquire) == 0 {
-        return 0;
+        return None;
     }
-    find(&SPILL, id).map_or(0, |e| e.tag.load(Ordering::Relaxed))
+    find(&SPILL, id)
 }
 
 /// What [`remove`] found.
