@@ -134,6 +134,7 @@
       cell(tr, o.name, '', root + 'task/' + o.task_id + q1);
       cell(tr, o.spawned_at, 'mono loc');
       cell(tr, duration(o.since_close_ms), 'num age');
+      cell(tr, o.activity, 'activity');
       rows.appendChild(tr);
     });
     tbody.replaceChildren(rows);

@@ -114,6 +114,8 @@ pub(crate) struct OrphanRow {
     pub spawned_at: String,
     /// Milliseconds since the connection's socket closed.
     pub since_close_ms: u64,
+    /// Parked since the close, or still running (`TaskInfo::activity_text`), or `-`.
+    pub activity: String,
 }
 
 impl OrphanRow {
@@ -159,6 +161,7 @@ pub(crate) fn orphan_rows(s: &Snapshot, limit: usize) -> (Vec<OrphanRow>, u64) {
                 name: t.name.clone(),
                 spawned_at: location(&t.spawned_at),
                 since_close_ms: t.outlived_close_ms.unwrap_or(0),
+                activity: t.activity_text().unwrap_or_else(|| "-".to_owned()),
             }
         })
         .collect();

@@ -3,6 +3,7 @@
 //! These types are the public JSON contract of `GET /api/snapshot`. Field names never change;
 //! new fields may be added (the structs are `#[non_exhaustive]`).
 
+mod read;
 mod verdicts;
 
 use serde::{Deserialize, Serialize};
@@ -342,28 +343,6 @@ pub enum ProfileOf {
     Connection(u64),
     /// The listed connections of one route (label).
     Route(String),
-}
-
-impl ConnectionInfo {
-    /// The one definition of a red row: a connection with orphan tasks, or one retaining more
-    /// than the threshold past its grace period.
-    pub fn is_leaking(&self) -> bool {
-        self.orphan_tasks > 0 || self.leaking_memory
-    }
-}
-
-impl TaskInfo {
-    /// The task's state in words, as every view shows it: `orphan`, `ended: <how>`,
-    /// `alive (detached)` or `alive`.
-    pub fn state_text(&self) -> String {
-        match (self.orphan, self.state, self.ended_by) {
-            (true, _, _) => "orphan".to_owned(),
-            (false, TaskState::Ended, Some(by)) => format!("ended: {}", by.as_str()),
-            (false, TaskState::Ended, None) => "ended".to_owned(),
-            (false, _, _) if self.detached => "alive (detached)".to_owned(),
-            _ => "alive".to_owned(),
-        }
-    }
 }
 
 impl Snapshot {

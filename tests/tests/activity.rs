@@ -4,6 +4,20 @@
 use std::time::Duration;
 
 use leakscope_tests::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The dashboard's overview page, served on loopback and fetched over HTTP/1.0.
+async fn overview_html() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, leakscope_dashboard::router()).await });
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await.unwrap();
+    body
+}
 
 #[test]
 fn an_orphan_is_parked_or_still_running() {
@@ -56,6 +70,22 @@ fn an_orphan_is_parked_or_still_running() {
         assert!(
             r.last_poll_ms.unwrap() >= p.last_poll_ms.unwrap(),
             "{r:?} {p:?}"
+        );
+        assert_eq!(p.activity_text().as_deref(), Some("parked since close"));
+        assert!(
+            r.activity_text()
+                .unwrap()
+                .starts_with("still running: polled")
+        );
+        // The dashboard's orphan table says the same, for both.
+        let page = overview_html().await;
+        assert!(
+            page.contains("parked since close"),
+            "the parked orphan's row"
+        );
+        assert!(
+            page.contains("still running: polled"),
+            "the running orphan's row"
         );
     });
 }

@@ -42,6 +42,10 @@ fn facts(t: &TaskInfo, now: u64) -> Vec<Fact> {
         fact("ended by", t.ended_by.map_or("-", |b| b.as_str())),
         fact("lifetime", view::lifetime(t, now)),
         fact("outlived its socket by", view::outlived(t)),
+        fact(
+            "since the close",
+            t.activity_text().unwrap_or_else(|| "-".to_owned()),
+        ),
         fact("detached", yes_no(t.detached)),
         fact("orphan", yes_no(t.orphan)).bad_if(t.orphan),
         fact(
