@@ -102,7 +102,7 @@ mod tracking {
 
     use super::TrackingAlloc;
     use crate::heap::batch;
-    use crate::heap::sample::{self, DEPTH, Sample};
+    use crate::heap::sample::{self, DEPTH};
     use crate::ids::Tag;
 
     const HEADER: usize = 8;
@@ -162,26 +162,20 @@ mod tracking {
     #[cold]
     #[inline(never)]
     unsafe fn record(user: *mut u8, size: u64, owner: Tag) {
-        let mut s = Sample {
-            tag: owner,
-            size,
-            frames: [0; DEPTH],
-            depth: 0,
-        };
-        let mut n = 0;
-        // SAFETY: `trace_unsynchronized` asks its callers not to race another unsynchronized
-        // trace on platforms whose unwinder is not thread-safe (Windows' dbghelp); on the
-        // platforms leakscope builds for, it walks the stack through libgcc's thread-safe
-        // unwinder, reads only this thread's stack and does not allocate.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                s.frames[n] = frame.ip() as usize;
-                n += 1;
-                n < DEPTH
-            });
-        }
-        s.depth = n as u8;
-        sample::record(user as usize, s);
+        sample::record(user as usize, owner, size, |frames| {
+            let mut n = 0;
+            #[cfg(unix)]
+            // SAFETY: on unix the walk goes through libgcc's unwinder, which is thread-safe:
+            // concurrent unsynchronized traces are sound there. It does not allocate.
+            unsafe {
+                backtrace::trace_unsynchronized(|frame| {
+                    frames[n] = frame.ip() as usize;
+                    n += 1;
+                    n < DEPTH
+                });
+            }
+            n as u8
+        });
         // SAFETY: per the contract, the header is the 8 aligned bytes before `user`.
         unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(true)) };
     }

@@ -88,8 +88,22 @@ pub(crate) fn next_countdown(rng: &mut u64) -> i64 {
     (-u.ln() * mean as f64).clamp(1.0, i64::MAX as f64 / 2.0) as i64
 }
 
-/// Keeps the sample of the block at `ptr` (the allocator's slow path).
-pub(crate) fn record(ptr: usize, sample: Sample) {
+/// Keeps the sample of the block at `ptr` (the allocator's slow path): `walk` fills in the
+/// call stack and returns its depth. The walk runs before the table's lock is taken: a walk
+/// may wait on the dynamic loader's lock, whose holder may be allocating (and sampling).
+pub(crate) fn record(
+    ptr: usize,
+    tag: Tag,
+    size: u64,
+    walk: impl FnOnce(&mut [usize; DEPTH]) -> u8,
+) {
+    let mut sample = Sample {
+        tag,
+        size,
+        frames: [0; DEPTH],
+        depth: 0,
+    };
+    sample.depth = walk(&mut sample.frames);
     let mut table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
     let map = table.get_or_insert_with(HashMap::new);
     if map.len() < MAX_SAMPLES {
