@@ -22,6 +22,8 @@ fn init_caps() {
 }
 
 static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Told by the write-error test once its client has reset the connection.
+static CLIENT_RESET: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 fn app() -> axum::Router {
     axum::Router::new()
@@ -42,9 +44,11 @@ fn app() -> axum::Router {
             "/ticker",
             get(|ws: WebSocketUpgrade| async move {
                 ws.on_upgrade(|mut s| async move {
-                    // A rare sender that never reads and ignores its errors: one message, then
-                    // nothing for an hour.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    // A rare sender that never reads and ignores its errors: one message, sent
+                    // once the client has reset (and the RST had 100 ms to arrive on loopback),
+                    // then nothing for an hour.
+                    CLIENT_RESET.notified().await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     let _ = s.send(Message::Text("tick".into())).await;
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                 })
@@ -94,6 +98,7 @@ fn a_sender_whose_peer_reset_is_closed_by_its_write_error() {
         })
         .await;
         c.reset();
+        CLIENT_RESET.notify_one();
         let conn = wait_for("the reset to close the connection", DEADLINE, || async {
             conn_by_peer(&peer).filter(|c| c.state == ConnState::Closed)
         })
