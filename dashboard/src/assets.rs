@@ -5,7 +5,7 @@ use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::DashError;
+use crate::error::{DashError, shown};
 
 struct Asset {
     name: &'static str,
@@ -47,6 +47,6 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
             a.body,
         )
             .into_response(),
-        None => DashError::not_found(format!("no asset named {name:?}")).into_response(),
+        None => DashError::not_found(format!("no asset named {}", shown(&name))).into_response(),
     }
 }

@@ -61,3 +61,29 @@ impl IntoResponse for DashError {
 
 /// A handler's result.
 pub(crate) type DashResult<T> = Result<T, DashError>;
+
+/// At most this many characters of a client's input are echoed in a message.
+const SHOWN_CHARS: usize = 64;
+
+/// `value` quoted for a message, cut after [`SHOWN_CHARS`] characters: a message never grows
+/// with what a client sent.
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn long_input_is_cut() {
+        assert_eq!(shown("abc"), "\"abc\"");
+        let long = "é".repeat(10_000);
+        let s = shown(&long);
+        assert!(s.len() < 200, "{s}");
+        assert!(s.ends_with("… (20000 bytes)"), "{s}");
+    }
+}

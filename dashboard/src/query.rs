@@ -1,6 +1,12 @@
 //! Query-string parsing with clear 400 messages (instead of axum's generic rejection text).
 
-use crate::error::DashError;
+use axum::http::StatusCode;
+
+use crate::error::{DashError, shown};
+
+/// A longer query string is refused (414): no page needs one, and what a page echoes of it
+/// (a filter, its pagination links) stays small.
+pub(crate) const MAX_QUERY: usize = 4096;
 
 /// The decoded `key=value` pairs of a query string, checked against the keys a route accepts.
 /// `token` (see [`crate::auth`]) is accepted everywhere and never returned.
@@ -12,6 +18,13 @@ pub(crate) struct Params {
 impl Params {
     /// Decodes `raw` (`None` when the URL has no `?`). Unknown and repeated keys are errors.
     pub(crate) fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, DashError> {
+        let len = raw.map_or(0, str::len);
+        if len > MAX_QUERY {
+            return Err(DashError::new(
+                StatusCode::URI_TOO_LONG,
+                format!("the query string is {len} bytes; the dashboard takes at most {MAX_QUERY}"),
+            ));
+        }
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             if k == "token" {
@@ -24,12 +37,14 @@ impl Params {
                     format!("expected one of: {}", allowed.join(", "))
                 };
                 return Err(DashError::bad_request(format!(
-                    "unknown query parameter {k:?}; {expected}"
+                    "unknown query parameter {}; {expected}",
+                    shown(&k)
                 )));
             }
             if pairs.iter().any(|(seen, _)| *seen == k) {
                 return Err(DashError::bad_request(format!(
-                    "query parameter {k:?} is given more than once"
+                    "query parameter {} is given more than once",
+                    shown(&k)
                 )));
             }
             pairs.push((k.into_owned(), v.into_owned()));
@@ -58,7 +73,8 @@ impl Params {
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
                 _ => Err(DashError::bad_request(format!(
-                    "query parameter {key}={v:?}: expected a whole number from {min} to {max}"
+                    "query parameter {key}={}: expected a whole number from {min} to {max}",
+                    shown(v)
                 ))),
             },
         }
@@ -71,7 +87,8 @@ impl Params {
             None => Ok(None),
             Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
                 DashError::bad_request(format!(
-                    "query parameter {key}={v:?}: expected an id, a whole number (e.g. {key}=42)"
+                    "query parameter {key}={}: expected an id, a whole number (e.g. {key}=42)",
+                    shown(v)
                 ))
             }),
         }
@@ -83,7 +100,8 @@ impl Params {
             None | Some("0") | Some("false") => Ok(false),
             Some("") | Some("1") | Some("true") => Ok(true),
             Some(v) => Err(DashError::bad_request(format!(
-                "query parameter {key}={v:?}: expected 1 or 0"
+                "query parameter {key}={}: expected 1 or 0",
+                shown(v)
             ))),
         }
     }
@@ -93,7 +111,8 @@ impl Params {
 pub(crate) fn parse_id(what: &str, raw: &str) -> Result<u64, DashError> {
     raw.parse::<u64>().map_err(|_| {
         DashError::bad_request(format!(
-            "{what} id {raw:?} is not a whole number (expected e.g. {what}/42)"
+            "{what} id {} is not a whole number (expected e.g. {what}/42)",
+            shown(raw)
         ))
     })
 }
@@ -125,6 +144,11 @@ mod tests {
         assert!(p.id("x").unwrap_err().message.contains("expected an id"));
         assert!(p.id("y").is_err());
         assert!(parse_id("conn", "x1").is_err());
+        let long = format!("label={}", "x".repeat(MAX_QUERY));
+        let e = Params::parse(Some(&long), &["label"]).unwrap_err();
+        assert_eq!(e.status, StatusCode::URI_TOO_LONG);
+        let e = parse_id("conn", &"9".repeat(100_000)).unwrap_err();
+        assert!(e.message.len() < 200, "{}", e.message);
         assert_eq!(parse_id("conn", "17").unwrap(), 17);
     }
 }

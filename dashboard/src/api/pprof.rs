@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use leakscope::ProfileOf;
 
-use crate::error::{DashError, DashResult};
+use crate::error::{DashError, DashResult, shown};
 use crate::query::Params;
 
 /// Whose live bytes the query asks for: `conn=ID`, `route=LABEL`, or neither (the process).
@@ -46,7 +46,8 @@ fn build(of: &ProfileOf) -> DashResult<Vec<u8>> {
         let snap = leakscope::snapshot();
         if !snap.connections.iter().any(|c| c.label == *label) {
             return Err(DashError::not_found(format!(
-                "no tracked connection has the route {label:?}: no heap profile to show"
+                "no tracked connection has the route {}: no heap profile to show",
+                shown(label)
             )));
         }
     }

@@ -7,7 +7,7 @@ use leakscope::{ConnState, ConnectionInfo, Snapshot};
 
 use super::Ctx;
 use super::verdicts::{self, Verdicts};
-use crate::error::{DashError, DashResult};
+use crate::error::{DashError, DashResult, shown};
 use crate::query::Params;
 use crate::view::{self, ORPHAN_ROWS, OrphanRow};
 
@@ -33,7 +33,8 @@ impl StateFilter {
             Some("leaking") => StateFilter::Leaking,
             Some(other) => {
                 return Err(DashError::bad_request(format!(
-                    "query parameter state={other:?}: expected open, closed, leaking or all"
+                    "query parameter state={}: expected open, closed, leaking or all",
+                    shown(other)
                 )));
             }
         })
