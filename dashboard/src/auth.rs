@@ -18,13 +18,25 @@ use crate::state::Shared;
 #[derive(Debug, Clone)]
 pub(crate) struct TokenQuery(pub(crate) String);
 
-/// Compares without stopping at the first differing byte.
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
+/// Whether the token a client sent is the expected one, in constant time, length included:
+/// the loop runs over every byte the client sent whatever the expected token is, comparing
+/// against the expected bytes cyclically, and the length difference is part of the result.
+/// Its time depends only on the length of what the client sent, never on where the two differ
+/// or on the expected token's length. An empty expected token matches nothing.
+fn same(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    if expected.is_empty() {
         return false;
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let mut diff = given.len() ^ expected.len();
+    let mut j = 0;
+    for &g in given {
+        diff |= usize::from(g ^ expected[j]);
+        // Back to the first expected byte after the last one, without a branch or a division.
+        j = (j + 1) * usize::from(j + 1 < expected.len());
+    }
+    // Keeps the optimiser from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -74,8 +86,10 @@ pub(crate) async fn require_token(
     res
 }
 
-/// Adds `nosniff`, `no-referrer` (a `?token=` must not leak through the Referer header), a
-/// strict content security policy on pages, and `no-store` unless a route chose its caching.
+/// Adds `nosniff`; `Referrer-Policy: same-origin` (a `?token=` in a page's URL never leaves for
+/// another origin through the Referer header, and a same-origin `POST` keeps its `Origin`
+/// header, which `no-referrer` would turn into `null`); a strict content security policy on
+/// pages; and `no-store` unless a route chose its caching.
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
@@ -85,7 +99,7 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     let is_html = h
         .get(header::CONTENT_TYPE)
@@ -114,8 +128,24 @@ mod tests {
     #[test]
     fn compares_tokens() {
         assert!(same("abc", "abc"));
+        assert!(same("s3cret tok", "s3cret tok"));
         assert!(!same("abc", "abd"));
-        assert!(!same("abc", "abcd"));
+        assert!(!same("xbc", "abc"));
+        assert!(!same("abc", "abcd"), "a prefix");
+        assert!(!same("abcd", "abc"), "longer");
+        assert!(!same("abcabc", "abc"), "the expected token repeated");
         assert!(!same("", "a"));
+        assert!(!same("", ""), "an empty token matches nothing");
+        assert!(!same("a", ""));
+        // Same length, one bit apart, anywhere.
+        let t = "0123456789abcdef0123456789abcdef";
+        for i in 0..t.len() {
+            let mut b = t.as_bytes().to_vec();
+            b[i] ^= 1;
+            assert!(!same(std::str::from_utf8(&b).unwrap(), t), "byte {i}");
+        }
+        // Every byte matches cyclically: only the length difference tells them apart.
+        assert!(!same(&"a".repeat(256), "a"));
+        assert!(!same("a", &"a".repeat(257)));
     }
 }
