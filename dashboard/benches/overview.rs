@@ -7,10 +7,12 @@
 //! (snapshot, filter, render, body) and prints medians. Exits with status 1 if the overview's
 //! median exceeds the 200 ms budget.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -136,7 +138,9 @@ fn main() {
             ms(median(snaps))
         );
 
-        let app = leakscope_dashboard::router();
+        // A loopback peer, as `into_make_service_with_connect_info` would tell the router.
+        let app = leakscope_dashboard::router()
+            .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
         let overview = bench(&app, "/").await;
         bench(&app, "/?state=leaking&label=forwarder&page=5&per_page=100").await;
         bench(&app, "/?per_page=500&page=20").await;

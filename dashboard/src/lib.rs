@@ -38,11 +38,13 @@
 // Imports run one way (ARCHITECTURE.md): router -> middleware and handlers (pages, api, live,
 // assets) -> sampler -> summary -> view -> leakscope's plain data. state, error, query and
 // dump import nothing else of the crate.
+mod access;
 mod api;
 mod assets;
 mod auth;
 mod dump;
 mod error;
+mod hosts;
 mod live;
 mod middleware;
 mod pages;
@@ -56,6 +58,7 @@ mod summary;
 mod testing;
 mod view;
 
+pub use hosts::BadHost;
 pub use router::{RouterOptions, router, router_with, router_with_shutdown};
 pub use server::{DEFAULT_ADDR, Dashboard, Options, ServeError, serve, serve_from_env};
 /// Re-exported for [`router_with_shutdown`] and [`RouterOptions::shutdown`].

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::RouterOptions;
+use crate::{BadHost, RouterOptions};
 
 /// The default standalone address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:6680";
@@ -13,7 +13,9 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:6680";
 /// Where and how to serve.
 ///
 /// Safe by default: the dashboard binds a loopback address. A non-loopback address is refused
-/// unless [`Options::allow_non_loopback`] is set *and* a bearer token is configured.
+/// unless [`Options::allow_non_loopback`] is set *and* a bearer token is configured. The
+/// router's rules apply on top ([`RouterOptions`]): without a token, loopback peers and
+/// loopback or [allowed](Options::allowed_hosts) host names only.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {
@@ -25,6 +27,10 @@ pub struct Options {
     /// Allows binding a non-loopback address (a token is required too). By default `false`
     /// (`LEAKSCOPE_DASHBOARD_ALLOW_NON_LOOPBACK=1`).
     pub allow_non_loopback: bool,
+    /// Host names accepted besides loopback ones without a token (see
+    /// [`RouterOptions::allowed_hosts`]). By default none (`LEAKSCOPE_DASHBOARD_HOSTS`,
+    /// comma-separated); [`serve`] refuses to start when an entry is not a host name.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -33,6 +39,7 @@ impl std::fmt::Debug for Options {
             .field("addr", &self.addr)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("allow_non_loopback", &self.allow_non_loopback)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -43,13 +50,15 @@ impl Default for Options {
             addr: DEFAULT_ADDR.to_owned(),
             token: None,
             allow_non_loopback: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
 
 impl Options {
     /// Defaults overridden by `LEAKSCOPE_DASHBOARD_ADDR`, `LEAKSCOPE_DASHBOARD_TOKEN` (an empty
-    /// value means none) and `LEAKSCOPE_DASHBOARD_ALLOW_NON_LOOPBACK` (`1` or `true`).
+    /// value means none), `LEAKSCOPE_DASHBOARD_ALLOW_NON_LOOPBACK` (`1`, `true` or `yes`) and
+    /// `LEAKSCOPE_DASHBOARD_HOSTS` (comma-separated; checked by [`serve`]).
     pub fn from_env() -> Self {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -59,9 +68,11 @@ impl Options {
         if let Some(a) = get("LEAKSCOPE_DASHBOARD_ADDR") {
             o.addr = a;
         }
-        o.token = get("LEAKSCOPE_DASHBOARD_TOKEN").filter(|t| !t.is_empty());
-        o.allow_non_loopback = get("LEAKSCOPE_DASHBOARD_ALLOW_NON_LOOPBACK")
-            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+        // The settings a nested router reads too, parsed in one place.
+        let r = RouterOptions::from_lookup(get);
+        o.token = r.bearer_token;
+        o.allow_non_loopback = r.allow_non_loopback;
+        o.allowed_hosts = r.allowed_hosts;
         o
     }
 
@@ -83,6 +94,14 @@ impl Options {
         self
     }
 
+    /// Adds host names, comma-separated, to [`Options::allowed_hosts`]; an entry that is not a
+    /// host name is an error that says why.
+    pub fn allowed_hosts(mut self, list: &str) -> Result<Self, BadHost> {
+        let checked = RouterOptions::new().allowed_hosts(list)?;
+        self.allowed_hosts.extend(checked.allowed_hosts);
+        Ok(self)
+    }
+
     /// The address to bind, checked against the safety rules.
     fn checked_addr(&self) -> Result<SocketAddr, ServeError> {
         let addr: SocketAddr = self
@@ -91,6 +110,9 @@ impl Options {
             .map_err(|_| ServeError::BadAddr(self.addr.clone()))?;
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(ServeError::EmptyToken);
+        }
+        for entry in &self.allowed_hosts {
+            crate::hosts::parse_list(entry).map_err(ServeError::BadHost)?;
         }
         if !addr.ip().is_loopback() {
             if !self.allow_non_loopback {
@@ -118,6 +140,8 @@ pub enum ServeError {
     TokenRequired(SocketAddr),
     /// The bearer token is empty or blank.
     EmptyToken,
+    /// An allowed host entry is not a host name.
+    BadHost(BadHost),
 }
 
 impl std::fmt::Display for ServeError {
@@ -141,6 +165,7 @@ impl std::fmt::Display for ServeError {
                  token: set LEAKSCOPE_DASHBOARD_TOKEN (Options::token)"
             ),
             ServeError::EmptyToken => f.write_str("leakscope dashboard: the bearer token is empty"),
+            ServeError::BadHost(e) => e.fmt(f),
         }
     }
 }
@@ -196,7 +221,10 @@ pub async fn serve(opts: Options) -> Result<Option<Dashboard>, ServeError> {
     let stop = cancel.clone();
     let mut router_opts = RouterOptions::new().shutdown(cancel.clone());
     router_opts.bearer_token = opts.token;
-    let app = crate::router_with(router_opts);
+    router_opts.allow_non_loopback = opts.allow_non_loopback;
+    router_opts.allowed_hosts = opts.allowed_hosts;
+    // With the peer's address: the router serves loopback peers only without a token.
+    let app = crate::router_with(router_opts).into_make_service_with_connect_info::<SocketAddr>();
     crate::sampler::ensure_running();
     let task = leakscope::untracked(|| {
         tokio::spawn(async move {
@@ -255,6 +283,13 @@ mod tests {
             opts("127.0.0.1:0").token(" ").checked_addr(),
             Err(ServeError::EmptyToken)
         ));
+        let mut o = opts("127.0.0.1:0");
+        o.allowed_hosts = vec!["ok.example".into(), "http://bad.example".into()];
+        let e = o.checked_addr().unwrap_err();
+        assert!(matches!(e, ServeError::BadHost(_)), "{e}");
+        assert!(e.to_string().contains("not a URL"), "{e}");
+        assert!(opts("127.0.0.1:0").allowed_hosts("a.example,").is_ok());
+        assert!(opts("127.0.0.1:0").allowed_hosts("a.example:x").is_err());
     }
 
     #[test]
@@ -263,8 +298,10 @@ mod tests {
             "LEAKSCOPE_DASHBOARD_ADDR" => Some("0.0.0.0:7000".into()),
             "LEAKSCOPE_DASHBOARD_TOKEN" => Some("abc".into()),
             "LEAKSCOPE_DASHBOARD_ALLOW_NON_LOOPBACK" => Some("1".into()),
+            "LEAKSCOPE_DASHBOARD_HOSTS" => Some(" a.example, b.example:8080 ,".into()),
             _ => None,
         });
+        assert_eq!(o.allowed_hosts, ["a.example", "b.example:8080"]);
         assert_eq!(o.addr, "0.0.0.0:7000");
         assert_eq!(o.token.as_deref(), Some("abc"));
         assert!(o.allow_non_loopback);

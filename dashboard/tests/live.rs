@@ -74,10 +74,9 @@ fn events_stream_summaries_and_end_on_shutdown() {
         let (conn, task) = make_orphan("live/sse").await;
         let stop = CancellationToken::new();
         let app = router_with_shutdown(stop.clone());
-        let res = app
-            .oneshot(Request::get("/api/events").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let mut req = Request::get("/api/events").body(Body::empty()).unwrap();
+        req.extensions_mut().insert(loopback_peer());
+        let res = app.oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["content-type"], "text/event-stream");
         let mut body = res.into_body();

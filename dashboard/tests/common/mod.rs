@@ -4,10 +4,12 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -52,7 +54,14 @@ impl Reply {
     }
 }
 
-/// Sends one request through `app`.
+/// The peer these router tests claim: a loopback client, as
+/// `into_make_service_with_connect_info::<SocketAddr>()` would tell the router. The peer and
+/// host-name rules themselves are tested over real sockets in `security.rs`.
+pub(crate) fn loopback_peer() -> ConnectInfo<SocketAddr> {
+    ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000)))
+}
+
+/// Sends one request through `app`, from a loopback peer.
 pub(crate) async fn request(
     app: &Router,
     method: Method,
@@ -63,11 +72,9 @@ pub(crate) async fn request(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).expect("request"))
-        .await
-        .expect("infallible");
+    let mut req = req.body(Body::empty()).expect("request");
+    req.extensions_mut().insert(loopback_peer());
+    let res = app.clone().oneshot(req).await.expect("infallible");
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = tokio::time::timeout(DEADLINE, res.into_body().collect())
