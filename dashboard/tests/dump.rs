@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use common::*;
 use leakscope_dashboard::router;
 
@@ -73,7 +73,7 @@ fn a_dump_is_refused_under_load_and_taken_when_idle() {
             })
             .collect();
         // This future runs on the test's own thread (block_on), not on a busy worker.
-        let r = get(&app, &format!("/task/{task}?dump=1")).await;
+        let r = request(&app, Method::POST, &format!("/task/{task}"), &[]).await;
         stop.store(true, Ordering::Relaxed);
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
         assert!(
@@ -85,7 +85,7 @@ fn a_dump_is_refused_under_load_and_taken_when_idle() {
             b.await.expect("busy task");
         }
 
-        let r = get(&app, &format!("/task/{task}?dump=1")).await;
+        let r = request(&app, Method::POST, &format!("/task/{task}"), &[]).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(
             r.body.contains(r#"<pre class="dump" id="dump-text">"#),

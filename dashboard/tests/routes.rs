@@ -210,9 +210,31 @@ fn task_page_and_dump_on_request_only() {
             "no dump unless asked"
         );
 
+        // A link takes no dump (any site could make a browser fetch it): the page says so.
+        let r = get(&app, &format!("/task/{task}?dump=1")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(!r.body.contains(r#"id="dump-text""#), "{}", r.body);
+        if cfg!(feature = "taskdump") {
+            assert!(r.body.contains(r#"id="dump-by-link""#), "{}", r.body);
+            assert!(
+                r.body
+                    .contains(r#"<form method="post" action="?dump=1#dump">"#),
+                "{}",
+                r.body
+            );
+        }
+
+        // The button's POST, from the page itself or from a tool that sends no origin.
+        let uri = format!("/task/{task}?dump=1");
         let asked = [
-            get(&app, &format!("/task/{task}?dump=1")).await,
-            request(&app, Method::POST, &format!("/task/{task}?dump=1"), &[]).await,
+            request(&app, Method::POST, &uri, &[]).await,
+            request(
+                &app,
+                Method::POST,
+                &uri,
+                &[("sec-fetch-site", "same-origin")],
+            )
+            .await,
         ];
         for r in asked {
             if cfg!(feature = "taskdump") {

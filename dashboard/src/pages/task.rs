@@ -1,5 +1,7 @@
-//! `GET|POST /task/{id}`: one task's facts and lifetime; with `?dump=1` (or the page's button,
-//! a POST) its await-point backtrace.
+//! `GET|POST /task/{id}`: one task's facts and lifetime; the page's button (a `POST`, which
+//! `access` accepts from the dashboard's own pages only) adds its await-point backtrace. A dump
+//! pauses the runtime, so a link (`GET ?dump=1`, which an `<img>` on any site could fetch)
+//! never takes one: it shows the page and says so.
 
 use askama::Template;
 use axum::extract::Path;
@@ -28,6 +30,8 @@ struct TaskPage {
     facts: Vec<Fact>,
     tl: Option<Timeline>,
     dump_available: bool,
+    /// Asked for with `GET ?dump=1`, which takes no dump.
+    dump_by_link: bool,
     dump_text: Option<String>,
     dump_error: Option<String>,
 }
@@ -59,11 +63,23 @@ fn facts(t: &TaskInfo, now: u64) -> Vec<Fact> {
     ]
 }
 
+/// What was asked of the page about a dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// Nothing.
+    Page,
+    /// `GET ?dump=1`: the page, with a word on the button.
+    Link,
+    /// `POST`: the page with the backtrace.
+    Dump,
+}
+
 fn render(
     ctx: Ctx,
     s: &Snapshot,
     t: &TaskInfo,
     dump: Option<Result<String, DumpError>>,
+    asked: Asked,
 ) -> Result<(StatusCode, String), askama::Error> {
     let now = s.taken_at_ms;
     let conn = s.connection(t.conn_id);
@@ -84,6 +100,7 @@ fn render(
         facts: facts(t, now),
         tl: conn.map(|c| timeline::build(c, &[t], now, s.grace_ms, 1)),
         dump_available: dump::AVAILABLE,
+        dump_by_link: asked == Asked::Link,
         dump_text,
         dump_error,
     };
@@ -97,7 +114,7 @@ fn find(s: &Snapshot, id: u64) -> Option<&TaskInfo> {
 /// The task page, with the status of its dump when one was asked for.
 type TaskResponse = DashResult<(StatusCode, Html<String>)>;
 
-async fn respond(raw: String, ctx: Ctx, want_dump: bool) -> TaskResponse {
+async fn respond(raw: String, ctx: Ctx, asked: Asked) -> TaskResponse {
     let id = parse_id("task", &raw)?;
     let missing = || {
         DashError::not_found(format!(
@@ -109,26 +126,29 @@ async fn respond(raw: String, ctx: Ctx, want_dump: bool) -> TaskResponse {
         let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
         find(&s, id).ok_or_else(missing)?.state == TaskState::Alive
     };
-    let dump = match (want_dump, alive) {
-        (false, _) => None,
-        (true, false) if dump::AVAILABLE => Some(Err(DumpError::NotAlive)),
-        (true, _) => Some(dump::backtrace(id).await),
+    let dump = match (asked, alive) {
+        (Asked::Page | Asked::Link, _) => None,
+        (Asked::Dump, false) if dump::AVAILABLE => Some(Err(DumpError::NotAlive)),
+        (Asked::Dump, _) => Some(dump::backtrace(id).await),
     };
     // A fresh snapshot: the dump may have taken a while.
     let s = leakscope::task_snapshot(id).ok_or_else(missing)?;
     let t = find(&s, id).ok_or_else(missing)?;
-    let (status, html) = render(ctx, &s, t, dump)?;
+    let (status, html) = render(ctx, &s, t, dump, asked)?;
     Ok((status, Html(html)))
 }
 
-/// `GET /task/{id}`, or with `?dump=1` the page with the task's await-point backtrace.
+/// `GET /task/{id}`. With `?dump=1` (an old link) the same page, which says that only its
+/// button takes a backtrace.
 pub(crate) async fn task(Path(raw): Path<String>, ctx: Ctx) -> TaskResponse {
-    let want_dump = ctx.params(&["dump"])?.flag("dump")?;
-    respond(raw, ctx, want_dump).await
+    let by_link = ctx.params(&["dump"])?.flag("dump")?;
+    let asked = if by_link { Asked::Link } else { Asked::Page };
+    respond(raw, ctx, asked).await
 }
 
-/// `POST /task/{id}`: the task page with its await-point backtrace (the page's button).
+/// `POST /task/{id}`: the task page with its await-point backtrace (the page's button; the
+/// same-origin check is `access`'s).
 pub(crate) async fn task_dump(Path(raw): Path<String>, ctx: Ctx) -> TaskResponse {
     ctx.params(&["dump"])?;
-    respond(raw, ctx, true).await
+    respond(raw, ctx, Asked::Dump).await
 }
