@@ -1,18 +1,34 @@
-//! Per-thread batching of allocation counts.
+//! Per-thread batching of allocation counts: the allocator's per-call bookkeeping.
 //!
-//! Each thread keeps a 4-entry cache of (tag, counts). The allocator adds to it with a few
-//! plain (non-atomic) additions; the entries reach the shared slot counters when a fifth tag
-//! needs a place (the victim is flushed), when 256 KiB are pending, and when the thread leaves
-//! its outermost *region*. Everything here is allocation-free, lock-free and panic-free: it
-//! runs inside the global allocator. The thread-local is `const`-initialised with no
-//! destructor, so it works before `main`, in thread-local destructors and during exit.
+//! **The lane.** While a thread runs connection code inside a *region* (a hooked task poll, a
+//! connection scope's poll, a tag guard: `tag::enter`), its current tag has a *lane*: four
+//! plain per-thread counters and a byte *budget*. An allocation subtracts its size from the
+//! budget and, while the budget stays positive, adds to the lane and writes the lane's tag
+//! into the block's header; that is the whole per-allocation cost. A free whose header equals
+//! the lane's tag adds to the lane's free counters. Everything else takes the slow path
+//! ([`Cache::alloc_slow`], [`Cache::free_slow`]): frees of other tags' blocks, sampled blocks,
+//! allocations while the lane is closed, and the allocation that exhausts the budget.
 //!
-//! **No count is ever stranded.** Counts are batched only inside a region: a hooked task poll
-//! (before-poll to after-poll), a connection scope's poll, or a tag guard (`tag::enter`)
-//! (`in_scope`, `spawn_blocking`, `untracked`). Leaving the outermost region flushes. Outside
-//! every region (a blocking-pool thread running plain `spawn_blocking`, a plain std thread,
-//! a runtime without hooks between polls) each count goes straight to the shared counters, so
-//! a free on a thread that never runs again still reaches the snapshot at once.
+//! **The budget** is the smaller of the bytes left until the next allocation sample (the
+//! geometric countdown of `sample`) and 256 KiB, so one compare serves sampling and
+//! freshness. The slow path folds the bytes the lane consumed into the countdown, counts,
+//! samples if the countdown crossed zero, and reopens the lane.
+//!
+//! **The cache.** Closing the lane (the tag changes, a region starts or ends, a nested section
+//! starts, the budget runs out) moves its counts into a 4-entry cache of (tag, counts), which
+//! also takes the slow path's counts. Entries reach the shared slot counters when a fifth tag
+//! needs a place (the victim is flushed), when an entry holds 256 KiB, and when the thread
+//! leaves its outermost region. **No count is ever stranded:** outside every region (a
+//! blocking-pool thread running plain `spawn_blocking`, a plain std thread, a runtime without
+//! hooks between polls) the lane is closed and each count goes straight to the shared counters.
+//!
+//! **Nested sections** (the sampling path, an inner allocator that allocates, code that
+//! allocates while holding the sample table's lock) close the lane and raise a depth: what
+//! they allocate is nobody's and never sampled.
+//!
+//! Everything here is allocation-free, lock-free and panic-free: it runs inside the global
+//! allocator. The thread-local is `const`-initialised with no destructor, so it works before
+//! `main`, in thread-local destructors and during exit.
 
 use std::cell::Cell;
 
@@ -20,72 +36,185 @@ use crate::heap::slots::{self, Delta};
 use crate::ids::Tag;
 
 const ENTRIES: usize = 4;
-/// A packed counter holds bytes in its low 40 bits and blocks in its high 24.
-const BLOCK: u64 = 1 << 40;
-const BYTES_MASK: u64 = BLOCK - 1;
-/// An entry whose bytes reach this is flushed. Every count adds at least one byte, so at most
-/// 2^18 counts are pending per entry: the 24-bit block field cannot overflow.
+/// An entry holding this many allocated or freed bytes is flushed; the lane's budget never
+/// exceeds it.
 const FLUSH_BYTES: u64 = 256 * 1024;
-/// Larger single counts bypass the cache (they would not fit the packed byte field).
-const DIRECT_BYTES: u64 = 1 << 38;
+/// The lane's tag while it is closed: no header carries it (slots stay below 2^24).
+const CLOSED: u64 = u64::MAX;
 
+// `repr(C)` keeps the lane's counters apart from each other, so the compiler adds to each
+// with one instruction instead of merging neighbours into vector operations.
+#[repr(C)]
 pub(super) struct Cache {
-    tags: [Cell<Tag>; ENTRIES],
-    /// Packed (blocks << 40 | bytes) allocated per entry.
-    allocs: [Cell<u64>; ENTRIES],
-    /// Packed (blocks << 40 | bytes) freed per entry.
-    frees: [Cell<u64>; ENTRIES],
-    victim: Cell<usize>,
-    /// Whether any entry holds counts (so `flush` has work).
-    dirty: Cell<bool>,
-    /// Depth of allocator calls on this thread (nested calls are charged to no connection).
+    /// Bytes the lane may still allocate before the slow path (<= 0: closed or exhausted).
+    /// The lane's allocated bytes are `armed - budget`: no counter of their own.
+    budget: Cell<i64>,
+    lane_alloc_blocks: Cell<u64>,
+    /// The header bits of the lane's tag, or [`CLOSED`].
+    lane: Cell<u64>,
+    lane_free_bytes: Cell<u64>,
+    /// The budget the lane was opened with (so `armed - budget` bytes went through it).
+    armed: Cell<i64>,
+    lane_free_blocks: Cell<u64>,
+    /// Depth of nested sections (inside one, allocations are nobody's).
     depth: Cell<u32>,
     /// Depth of regions whose end flushes (0: every count goes straight to the counters).
     regions: Cell<u32>,
-    /// Bytes until the next sampled allocation (see `sample`).
+    /// Whether any entry holds counts (so `flush` has work).
+    dirty: Cell<bool>,
+    victim: Cell<usize>,
+    tags: [Cell<Tag>; ENTRIES],
+    counts: [Cell<Delta>; ENTRIES],
+    /// Bytes until the next sampled allocation, as of the lane's last closing.
     sample_left: Cell<i64>,
     /// The sampling countdown's random state (0 before the first countdown).
     rng: Cell<u64>,
-    /// Counts of this many bytes or more go straight to the counters: `DIRECT_BYTES` inside a
-    /// region, 0 outside (one compare decides both).
-    direct_from: Cell<u64>,
-    /// The tag of the code running on this thread (see `crate::tag`); kept here so the
-    /// allocator reaches everything it needs through one thread-local.
-    pub(crate) current: Cell<Tag>,
+    /// The tag of the code running on this thread (see `crate::tag`).
+    current: Cell<Tag>,
 }
 
-thread_local! {
-    static CACHE: Cache = const {
+const ZERO: Delta = Delta {
+    alloc_bytes: 0,
+    free_bytes: 0,
+    alloc_blocks: 0,
+    free_blocks: 0,
+};
+
+impl Cache {
+    pub(super) const fn new() -> Cache {
         Cache {
+            budget: Cell::new(0),
+            lane_alloc_blocks: Cell::new(0),
+            lane: Cell::new(CLOSED),
+            lane_free_bytes: Cell::new(0),
+            armed: Cell::new(0),
+            lane_free_blocks: Cell::new(0),
             tags: [const { Cell::new(Tag::NONE) }; ENTRIES],
-            allocs: [const { Cell::new(0) }; ENTRIES],
-            frees: [const { Cell::new(0) }; ENTRIES],
+            counts: [const { Cell::new(ZERO) }; ENTRIES],
             victim: Cell::new(0),
             dirty: Cell::new(false),
             depth: Cell::new(0),
             regions: Cell::new(0),
             sample_left: Cell::new(0),
             rng: Cell::new(0),
-            direct_from: Cell::new(0),
             current: Cell::new(Tag::NONE),
         }
-    };
-}
-
-impl Cache {
-    #[inline(always)]
-    fn index(&self, tag: Tag) -> usize {
-        for i in 0..ENTRIES {
-            if self.tags[i].get() == tag {
-                return i;
-            }
-        }
-        self.replace(tag)
     }
 
-    /// Gives `tag` the victim entry, flushing what the victim held.
+    /// The fast path of an allocation of `size` bytes: the header bits to write, or `None`
+    /// for the slow path ([`Cache::alloc_slow`], which must follow).
+    #[inline(always)]
+    pub(super) fn alloc_fast(&self, size: u64) -> Option<u64> {
+        // `size <= isize::MAX` and `budget >= 0` (the slow path resets it): no overflow.
+        let left = self.budget.get() - size as i64;
+        self.budget.set(left);
+        if left <= 0 {
+            return None;
+        }
+        self.lane_alloc_blocks.set(self.lane_alloc_blocks.get() + 1);
+        Some(self.lane.get())
+    }
+
+    /// The slow path of an allocation, right after [`Cache::alloc_fast`] said no (which took
+    /// `size` from the budget, so closing the lane counts it down the sampling countdown):
+    /// counts it; its owner, and whether to sample it.
     #[cold]
-    fn replace(&self, tag: Tag) -> usize {
+    #[inline(never)]
+    pub(super) fn alloc_slow(&self, size: u64) -> (Tag, bool) {
+        self.close_lane(size);
+        let outermost = self.depth.get() == 0;
+        let owner = if outermost {
+            self.current.get()
+        } else {
+            Tag::NONE
+        };
+        let mut left = self.sample_left.get();
+        let mut sample = false;
+        if left <= 0 {
+            let mut rng = self.rng.get();
+            // The thread's first draw samples nothing.
+            let first = rng == 0;
+            if first {
+                rng = (std::ptr::from_ref(self) as u64) | 1;
+            }
+            left = super::sample::next_countdown(&mut rng);
+            self.rng.set(rng);
+            sample = !first && outermost && super::sample::interval() != 0;
+        }
+        self.sample_left.set(left);
+        self.count(owner, size, true);
+        self.open_lane();
+        (owner, sample)
+    }
+
+    /// The fast path of a free of `size` bytes whose header is `bits`: whether it was counted.
+    #[inline(always)]
+    pub(super) fn free_fast(&self, bits: u64, size: u64) -> bool {
+        if bits != self.lane.get() {
+            return false;
+        }
+        self.lane_free_bytes.set(self.lane_free_bytes.get() + size);
+        self.lane_free_blocks.set(self.lane_free_blocks.get() + 1);
+        true
+    }
+
+    /// The slow path of a free of `size` bytes owned by `owner`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn free_slow(&self, owner: Tag, size: u64) {
+        self.count(owner, size, false);
+    }
+
+    /// A block of `owner` moved from `old` to `new` bytes (realloc).
+    #[inline]
+    pub(super) fn on_move(&self, owner: Tag, old: u64, new: u64) {
+        self.count(owner, old, false);
+        self.count(owner, new, true);
+    }
+
+    /// Counts one block into the cache (inside a region) or straight to the counters.
+    fn count(&self, tag: Tag, bytes: u64, alloc: bool) {
+        let one = if alloc {
+            Delta {
+                alloc_bytes: bytes,
+                alloc_blocks: 1,
+                ..ZERO
+            }
+        } else {
+            Delta {
+                free_bytes: bytes,
+                free_blocks: 1,
+                ..ZERO
+            }
+        };
+        if self.regions.get() == 0 {
+            slots::apply(tag, &one);
+            super::mark_tracking();
+        } else {
+            self.add(tag, &one);
+        }
+    }
+
+    /// Adds `d` to `tag`'s cache entry, flushing it if it holds enough.
+    fn add(&self, tag: Tag, d: &Delta) {
+        let i = self.index(tag);
+        let mut e = self.counts[i].get();
+        e.alloc_bytes += d.alloc_bytes;
+        e.alloc_blocks += d.alloc_blocks;
+        e.free_bytes += d.free_bytes;
+        e.free_blocks += d.free_blocks;
+        self.counts[i].set(e);
+        self.dirty.set(true);
+        if e.alloc_bytes >= FLUSH_BYTES || e.free_bytes >= FLUSH_BYTES {
+            self.flush_entry(i);
+        }
+    }
+
+    fn index(&self, tag: Tag) -> usize {
+        if let Some(i) = (0..ENTRIES).find(|&i| self.tags[i].get() == tag) {
+            return i;
+        }
+        // The victim entry goes to `tag`, its counts to the shared counters.
         let i = self.victim.get();
         self.victim.set((i + 1) % ENTRIES);
         self.flush_entry(i);
@@ -94,95 +223,11 @@ impl Cache {
     }
 
     fn flush_entry(&self, i: usize) {
-        let (a, f) = (self.allocs[i].replace(0), self.frees[i].replace(0));
-        let d = Delta {
-            alloc_bytes: a & BYTES_MASK,
-            alloc_blocks: a >> 40,
-            free_bytes: f & BYTES_MASK,
-            free_blocks: f >> 40,
-        };
+        let d = self.counts[i].replace(ZERO);
         if d.alloc_blocks != 0 || d.free_blocks != 0 {
             slots::apply(self.tags[i].get(), &d);
             super::mark_tracking();
         }
-    }
-
-    #[inline(always)]
-    fn count(&self, alloc: bool, tag: Tag, bytes: u64) {
-        if bytes >= self.direct_from.get() {
-            direct(tag, bytes, alloc);
-            return;
-        }
-        let i = self.index(tag);
-        let which = if alloc { &self.allocs } else { &self.frees };
-        let v = which[i].get().wrapping_add(BLOCK | bytes);
-        which[i].set(v);
-        self.dirty.set(true);
-        if v & BYTES_MASK >= FLUSH_BYTES {
-            self.flush_entry(i);
-        }
-    }
-
-    /// Counts an allocation of `bytes` for `tag`.
-    #[inline(always)]
-    pub(super) fn on_alloc(&self, tag: Tag, bytes: u64) {
-        self.count(true, tag, bytes);
-    }
-
-    /// Counts a free of `bytes` owned by `tag`.
-    #[inline(always)]
-    pub(super) fn on_free(&self, tag: Tag, bytes: u64) {
-        self.count(false, tag, bytes);
-    }
-
-    /// Enters an allocator call; returns whether it is the outermost one on this thread.
-    #[inline(always)]
-    pub(super) fn enter(&self) -> bool {
-        let d = self.depth.get();
-        self.depth.set(d + 1);
-        d == 0
-    }
-
-    /// Counts `size` bytes against the sampling countdown; whether this allocation is sampled.
-    #[inline(always)]
-    pub(super) fn sample_due(&self, size: u64) -> bool {
-        let left = self.sample_left.get() - size as i64;
-        self.sample_left.set(left);
-        left <= 0 && self.rearm()
-    }
-
-    /// Draws the next countdown; the thread's first draw samples nothing.
-    #[cold]
-    fn rearm(&self) -> bool {
-        let mut rng = self.rng.get();
-        let first = rng == 0;
-        if first {
-            rng = (std::ptr::from_ref(self) as u64) | 1;
-        }
-        self.sample_left
-            .set(super::sample::next_countdown(&mut rng));
-        self.rng.set(rng);
-        !first && super::sample::interval() != 0
-    }
-
-    /// Enters a nested section (the inner allocator's own free); returns the depth to restore.
-    #[inline(always)]
-    pub(super) fn enter_nested(&self) -> u32 {
-        let d = self.depth.get();
-        self.depth.set(d + 1);
-        d
-    }
-
-    /// Restores the depth [`Cache::enter_nested`] returned.
-    #[inline(always)]
-    pub(super) fn leave_nested(&self, d: u32) {
-        self.depth.set(d);
-    }
-
-    /// Leaves an allocator call.
-    #[inline(always)]
-    pub(super) fn leave(&self) {
-        self.depth.set(self.depth.get().saturating_sub(1));
     }
 
     fn flush(&self) {
@@ -191,20 +236,92 @@ impl Cache {
         }
         self.dirty.set(false);
     }
+
+    /// Closes the lane: folds the bytes it allocated into the sampling countdown and moves its
+    /// counts into the cache. `refused` is the size of an allocation [`Cache::alloc_fast`] took
+    /// from the budget but did not count (0 if none).
+    #[inline]
+    fn close_lane(&self, refused: u64) {
+        let used = self.armed.get() - self.budget.get();
+        self.sample_left.set(self.sample_left.get() - used);
+        self.budget.set(0);
+        self.armed.set(0);
+        let bits = self.lane.replace(CLOSED);
+        let d = Delta {
+            alloc_bytes: (used as u64).wrapping_sub(refused),
+            alloc_blocks: self.lane_alloc_blocks.replace(0),
+            free_bytes: self.lane_free_bytes.replace(0),
+            free_blocks: self.lane_free_blocks.replace(0),
+        };
+        if d.alloc_blocks | d.free_blocks != 0 {
+            // The lane is open only inside a region: the cache takes its counts.
+            self.add(Tag::from_bits(bits), &d);
+        }
+    }
+
+    /// Opens the lane for the current tag if the thread is in a region and not nested.
+    #[inline]
+    fn open_lane(&self) {
+        if self.regions.get() == 0 || self.depth.get() != 0 {
+            return;
+        }
+        let budget = self.sample_left.get().clamp(0, FLUSH_BYTES as i64);
+        self.budget.set(budget);
+        self.armed.set(budget);
+        self.lane.set(self.current.get().to_bits());
+    }
+
+    /// Enters a nested section; returns the depth to restore.
+    #[inline]
+    pub(super) fn enter_nested(&self) -> u32 {
+        self.close_lane(0);
+        let d = self.depth.get();
+        self.depth.set(d + 1);
+        d
+    }
+
+    /// Restores the depth [`Cache::enter_nested`] returned.
+    #[inline]
+    pub(super) fn leave_nested(&self, d: u32) {
+        self.depth.set(d);
+        self.open_lane();
+    }
+
+    /// Enters a region as `tag`; returns the tag to restore.
+    #[inline]
+    fn enter_scope(&self, tag: Tag) -> Tag {
+        self.close_lane(0);
+        self.regions.set(self.regions.get().saturating_add(1));
+        let prev = self.current.replace(tag);
+        self.open_lane();
+        prev
+    }
+
+    /// Leaves a region, restoring `prev`; leaving the outermost one flushes.
+    #[inline]
+    fn leave_scope(&self, prev: Tag) {
+        self.close_lane(0);
+        let d = self.regions.get().saturating_sub(1);
+        self.regions.set(d);
+        self.current.set(prev);
+        if d == 0 && self.dirty.get() {
+            self.flush();
+        }
+        self.open_lane();
+    }
+
+    /// Changes the current tag without a region (tests: the model's "set").
+    #[cfg(test)]
+    fn replace_current(&self, tag: Tag) -> Tag {
+        self.close_lane(0);
+        let prev = self.current.replace(tag);
+        self.open_lane();
+        prev
+    }
 }
 
-/// The current tag of this thread (none if the thread-local is gone).
-#[inline(always)]
-pub(crate) fn current() -> Tag {
-    CACHE.try_with(|c| c.current.get()).unwrap_or(Tag::NONE)
-}
-
-/// Replaces the current tag of this thread, returning the previous one.
-#[inline(always)]
-pub(crate) fn replace_current(tag: Tag) -> Tag {
-    CACHE
-        .try_with(|c| c.current.replace(tag))
-        .unwrap_or(Tag::NONE)
+thread_local! {
+    static CACHE: Cache = const { Cache::new() };
 }
 
 /// Runs `f` with this thread's cache; `None` only if the thread-local is gone (it has no
@@ -214,26 +331,46 @@ pub(super) fn with<R>(f: impl FnOnce(&Cache) -> R) -> Option<R> {
     CACHE.try_with(f).ok()
 }
 
+/// The current tag of this thread (none if the thread-local is gone).
+#[inline(always)]
+pub(crate) fn current() -> Tag {
+    CACHE.try_with(|c| c.current.get()).unwrap_or(Tag::NONE)
+}
+
+/// Enters a region as `tag` (counts are batched until the outermost region is left);
+/// returns the tag to pass to [`leave_scope`].
+#[inline]
+pub(crate) fn enter_scope(tag: Tag) -> Tag {
+    CACHE.try_with(|c| c.enter_scope(tag)).unwrap_or(Tag::NONE)
+}
+
+/// Leaves a region, restoring `prev`; leaving the outermost one flushes this thread's counts.
+#[inline]
+pub(crate) fn leave_scope(prev: Tag) {
+    let _ = CACHE.try_with(|c| c.leave_scope(prev));
+}
+
 /// Applies one count directly, for the (theoretical) case of a missing thread-local.
 pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
     let d = if alloc {
         Delta {
             alloc_bytes: bytes,
             alloc_blocks: 1,
-            ..Delta::default()
+            ..ZERO
         }
     } else {
         Delta {
             free_bytes: bytes,
             free_blocks: 1,
-            ..Delta::default()
+            ..ZERO
         }
     };
     slots::apply(tag, &d);
 }
 
-/// Runs `f` as if inside the allocator: what it allocates is nobody's and never sampled (for
-/// code that allocates while holding a lock the allocator's sampling path takes).
+/// Runs `f` as a nested section: what it allocates is nobody's and never sampled (an inner
+/// allocator's own work; code that allocates while holding a lock the sampling path takes).
+#[inline]
 pub(crate) fn nested<R>(f: impl FnOnce() -> R) -> R {
     let depth = CACHE.try_with(Cache::enter_nested).ok();
     let out = f();
@@ -243,78 +380,15 @@ pub(crate) fn nested<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-/// Enters a region: counts are batched until the outermost region is left.
-#[inline(always)]
-pub(crate) fn enter_region() {
-    let _ = CACHE.try_with(|c| {
-        c.regions.set(c.regions.get().saturating_add(1));
-        c.direct_from.set(DIRECT_BYTES);
-    });
-}
-
-/// Leaves a region; leaving the outermost one flushes this thread's pending counts.
-#[inline(always)]
-pub(crate) fn leave_region() {
-    let _ = CACHE.try_with(|c| {
-        let d = c.regions.get().saturating_sub(1);
-        c.regions.set(d);
-        if d == 0 {
-            c.direct_from.set(0);
-        }
-        if d == 0 && c.dirty.get() {
-            c.flush();
-        }
-    });
-}
-
 /// Pushes this thread's pending counts to the shared counters.
 #[cfg(test)]
 pub(crate) fn flush() {
     let _ = CACHE.try_with(|c| {
-        if c.dirty.get() {
-            c.flush()
-        }
+        c.close_lane(0);
+        c.flush();
+        c.open_lane();
     });
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_fifth_tag_flushes_a_victim_entry() {
-        let base = slots::test_tag(2, 1);
-        let other = slots::test_tag(3, 1);
-        enter_region();
-        CACHE.with(|c| {
-            c.flush();
-            c.on_alloc(base, 10);
-            for i in 1..=ENTRIES as u32 {
-                c.on_alloc(Tag::new(other.slot(), other.generation() + i), 1);
-            }
-        });
-        // `base` lost its entry, so its count reached the shared counters.
-        assert_eq!(slots::global().read(base).alloc_bytes, 10);
-        leave_region();
-    }
-
-    #[test]
-    fn outside_a_region_every_count_reaches_the_counters_at_once() {
-        let t = slots::test_tag(9, 1);
-        CACHE.with(|c| c.on_alloc(t, 33));
-        assert_eq!(slots::global().read(t).alloc_bytes, 33);
-        enter_region();
-        CACHE.with(|c| c.on_free(t, 33));
-        assert_eq!(
-            slots::global().read(t).free_bytes,
-            0,
-            "batched inside a region"
-        );
-        leave_region();
-        assert_eq!(
-            slots::global().read(t).free_bytes,
-            33,
-            "flushed on leaving it"
-        );
-    }
-}
+mod tests;

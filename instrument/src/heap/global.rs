@@ -31,6 +31,10 @@ use std::alloc::{GlobalAlloc, Layout};
 /// above 8), which the inner allocator sees as part of the block.
 pub struct TrackingAlloc<A> {
     inner: A,
+    /// Whether `inner` may allocate through the global allocator (then its calls run in a
+    /// nested section, so its own blocks are nobody's). `System` never does.
+    #[cfg_attr(not(feature = "enabled"), allow(dead_code))]
+    reenters: bool,
 }
 
 impl<A> std::fmt::Debug for TrackingAlloc<A> {
@@ -44,7 +48,10 @@ impl<A> std::fmt::Debug for TrackingAlloc<A> {
 impl<A> TrackingAlloc<A> {
     /// Wraps `inner`.
     pub const fn new(inner: A) -> Self {
-        TrackingAlloc { inner }
+        TrackingAlloc {
+            inner,
+            reenters: true,
+        }
     }
 
     /// The inner allocator.
@@ -56,7 +63,10 @@ impl<A> TrackingAlloc<A> {
 impl TrackingAlloc<System> {
     /// Wraps the system allocator.
     pub const fn system() -> Self {
-        TrackingAlloc::new(System)
+        TrackingAlloc {
+            inner: System,
+            reenters: false,
+        }
     }
 }
 
@@ -112,16 +122,24 @@ mod tracking {
     #[inline(always)]
     pub(super) fn wrap(layout: Layout) -> Option<(usize, Layout)> {
         let offset = layout.align().max(HEADER);
-        let size = layout.size().checked_add(offset)?;
-        if size > isize::MAX as usize - (offset - 1) {
-            return None;
+        if (layout.size() | layout.align()) >> 61 != 0 {
+            return wrap_large(layout);
         }
-        // SAFETY: `offset` is a power of two (the larger of two powers of two) and `size`
-        // rounded up to it does not exceed `isize::MAX` (checked just above): exactly the
-        // conditions `Layout::from_size_align` checks.
+        // SAFETY: `offset` is a power of two (the larger of two powers of two). Size and
+        // alignment are below 2^61, so `offset <= 2^60` and `size + offset`, rounded up to
+        // `offset`, is below 2^61 + 2^61 = 2^62, within `isize::MAX`: exactly the conditions
+        // `Layout::from_size_align` checks.
         Some((offset, unsafe {
-            Layout::from_size_align_unchecked(size, offset)
+            Layout::from_size_align_unchecked(layout.size() + offset, offset)
         }))
+    }
+
+    /// [`wrap`] for sizes or alignments of 2^61 and more, with every check.
+    #[cold]
+    fn wrap_large(layout: Layout) -> Option<(usize, Layout)> {
+        let offset = layout.align().max(HEADER);
+        let size = layout.size().checked_add(offset)?;
+        Some((offset, Layout::from_size_align(size, offset).ok()?))
     }
 
     /// [`wrap`] for a layout that already succeeded once (the block being freed was allocated
@@ -136,22 +154,44 @@ mod tracking {
         })
     }
 
-    /// Writes the owner's tag into the header of the inner block at `base` and returns the
-    /// user pointer.
+    /// Writes the owner's header bits into the inner block at `base` and returns the user
+    /// pointer.
     ///
     /// # Safety
     /// `base` is a live block of at least `offset + user size` bytes with `offset >= 8`,
     /// aligned to `offset` (which is a multiple of 8).
     #[inline(always)]
-    unsafe fn finish(base: *mut u8, offset: usize, owner: Tag) -> *mut u8 {
+    unsafe fn finish(base: *mut u8, offset: usize, bits: u64) -> *mut u8 {
         // SAFETY: per the contract, `base + offset` is inside the block (or one past its end
         // for a zero-size request) and the 8 bytes before it are inside the block and
         // 8-aligned.
         unsafe {
             let user = base.add(offset);
-            user.sub(HEADER).cast::<u64>().write(owner.header(false));
+            user.sub(HEADER).cast::<u64>().write(bits);
             user
         }
+    }
+
+    /// The allocation slow path (the lane is closed or its budget ran out): counts the block,
+    /// writes its header and, when the sampling countdown crossed zero, records its sample.
+    ///
+    /// # Safety
+    /// As [`finish`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_slow(base: *mut u8, offset: usize, size: u64) -> *mut u8 {
+        let (owner, sample) = batch::with(|c| c.alloc_slow(size)).unwrap_or_else(|| {
+            batch::direct(Tag::NONE, size, true);
+            (Tag::NONE, false)
+        });
+        // SAFETY: per the contract.
+        let user = unsafe { finish(base, offset, owner.header(false)) };
+        if sample {
+            // The guarded slow path: what it allocates is nobody's, never sampled.
+            // SAFETY: `user` was just returned by `finish`: its header precedes it.
+            batch::nested(|| unsafe { record(user, size, owner) });
+        }
+        user
     }
 
     /// Records the sample of the block at `user` (its owner, size and call stack) and marks
@@ -159,8 +199,6 @@ mod tracking {
     ///
     /// # Safety
     /// `user` is a live block returned by `finish`, its 8-byte header right before it.
-    #[cold]
-    #[inline(never)]
     unsafe fn record(user: *mut u8, size: u64, owner: Tag) {
         sample::record(user as usize, owner, size, |frames| {
             let mut n = 0;
@@ -180,83 +218,114 @@ mod tracking {
         unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(true)) };
     }
 
-    /// A freed (or moved) block carried the sampled mark: forgets its sample; its owner.
+    /// The free slow path (the header is not the lane's): forgets a sampled block's sample
+    /// and counts the free for the owner in the header.
     #[cold]
     #[inline(never)]
-    fn unmark(user: *mut u8, bits: u64) -> Tag {
-        let forget = || sample::forget(user as usize);
-        if batch::with(|c| {
-            let outer = c.enter_nested();
-            forget();
-            c.leave_nested(outer);
-        })
-        .is_none()
-        {
-            forget();
+    fn free_slow(user: *mut u8, bits: u64, size: u64) {
+        let owner = unmark(user, bits);
+        if batch::with(|c| c.free_slow(owner, size)).is_none() {
+            batch::direct(owner, size, false);
         }
-        Tag::from_header(bits).0
+    }
+
+    /// The owner in a header; a sampled block's sample is forgotten (the block is freed or
+    /// moved).
+    #[inline]
+    fn unmark(user: *mut u8, bits: u64) -> Tag {
+        let (owner, sampled) = Tag::from_header(bits);
+        if sampled {
+            batch::nested(|| sample::forget(user as usize));
+        }
+        owner
     }
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
+        /// Runs one call of the inner allocator; inside a nested section if it may allocate
+        /// through this one (then its blocks are nobody's).
+        #[inline(always)]
+        fn call<R>(&self, f: impl FnOnce(&A) -> R) -> R {
+            if self.reenters {
+                batch::nested(|| f(&self.inner))
+            } else {
+                f(&self.inner)
+            }
+        }
+
         /// Allocates through `inner` with room for the header, writes the tag, and counts.
         #[inline(always)]
         unsafe fn alloc_with(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-            let Some((offset, inner_layout)) = wrap(layout) else {
+            if (layout.size() >> 61) | (layout.align() >> 4) == 0 {
+                // The common case, compiled on its own so the inner allocator's checks see a
+                // constant alignment of 8 (see `wrap`).
+                // SAFETY: the size is below 2^61, so adding the 8-byte header neither overflows
+                // nor exceeds `isize::MAX`, and 8 is a power of two: exactly the conditions
+                // `Layout::from_size_align` checks.
+                let inner = unsafe {
+                    Layout::from_size_align_unchecked(layout.size().unchecked_add(HEADER), HEADER)
+                };
+                // SAFETY: the block is `inner`, the user's layout plus the header before it.
+                unsafe { self.alloc_in(layout.size(), HEADER, inner, zeroed) }
+            } else {
+                // SAFETY: as above.
+                unsafe { self.alloc_other(layout, zeroed) }
+            }
+        }
+
+        /// [`Self::alloc_with`] for alignments above 8 and huge sizes.
+        ///
+        /// # Safety
+        /// As `GlobalAlloc::alloc`.
+        #[inline(never)]
+        unsafe fn alloc_other(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+            let Some((offset, inner)) = wrap(layout) else {
                 return std::ptr::null_mut();
             };
-            let raw = |a: &A| {
-                // SAFETY: `inner_layout` has a non-zero size (it includes the header) and a
-                // valid power-of-two alignment, as `GlobalAlloc::alloc` requires.
+            // SAFETY: `wrap` built `inner` from `layout` with the header at `offset`.
+            unsafe { self.alloc_in(layout.size(), offset, inner, zeroed) }
+        }
+
+        /// Allocates `inner`, writes the header at `offset` and counts `size` user bytes.
+        ///
+        /// # Safety
+        /// `inner` is `wrap`'s layout for a user layout of `size` bytes, with this `offset`.
+        #[inline(always)]
+        unsafe fn alloc_in(
+            &self,
+            size: usize,
+            offset: usize,
+            inner: Layout,
+            zeroed: bool,
+        ) -> *mut u8 {
+            let base = self.call(|a| {
+                // SAFETY: `inner` has a non-zero size (it includes the header) and a valid
+                // power-of-two alignment, as `GlobalAlloc::alloc` requires.
                 unsafe {
                     if zeroed {
-                        a.alloc_zeroed(inner_layout)
+                        a.alloc_zeroed(inner)
                     } else {
-                        a.alloc(inner_layout)
+                        a.alloc(inner)
                     }
                 }
-            };
-            let size = layout.size() as u64;
-            let counted = batch::with(|c| {
-                let outermost = c.enter();
-                let base = raw(&self.inner);
-                c.leave();
-                if base.is_null() {
-                    return base;
-                }
-                // Nested calls (an inner allocator's own bookkeeping) are nobody's.
-                let owner = if outermost {
-                    c.current.get()
-                } else {
-                    Tag::NONE
-                };
-                c.on_alloc(owner, size);
-                // SAFETY: `base` is a fresh block of `inner_layout`, as `finish` requires.
-                let user = unsafe { finish(base, offset, owner) };
-                if c.sample_due(size) && outermost {
-                    // The guarded slow path: what it allocates is nobody's, never sampled.
-                    c.enter();
-                    // SAFETY: `user` was just returned by `finish`: its header precedes it.
-                    unsafe { record(user, size, owner) };
-                    c.leave();
-                }
-                user
             });
-            counted.unwrap_or_else(|| {
-                let base = raw(&self.inner);
-                if base.is_null() {
-                    return base;
-                }
-                batch::direct(Tag::NONE, size, true);
+            if base.is_null() {
+                return base;
+            }
+            let size = size as u64;
+            match batch::with(|c| c.alloc_fast(size)) {
+                // SAFETY: `base` is a fresh block of `inner`, as `finish` requires.
+                Some(Some(bits)) => unsafe { finish(base, offset, bits) },
                 // SAFETY: as above.
-                unsafe { finish(base, offset, Tag::NONE) }
-            })
+                _ => unsafe { alloc_slow(base, offset, size) },
+            }
         }
     }
 
     // SAFETY: every block handed out is a sub-range of a block from `inner`, aligned as the
     // caller asked (see the module docs), never overlapping another live block; `dealloc` and
     // `realloc` recover the inner block and layout exactly as `alloc` built them. The
-    // bookkeeping neither allocates, locks, panics nor unwinds.
+    // bookkeeping neither allocates, locks, panics nor unwinds outside the guarded sampling
+    // path.
     unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAlloc<A> {
         #[inline]
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -277,28 +346,14 @@ mod tracking {
             // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
             // 8 bytes before it was written there and `ptr - offset` is the inner block.
             let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
-            // A sampled block has its header's top bit set: the one test on the free path.
-            let owner = if (bits as i64) < 0 {
-                unmark(ptr, bits)
-            } else {
-                Tag::from_bits(bits)
-            };
             let size = layout.size() as u64;
-            let free = |a: &A| {
+            if batch::with(|c| c.free_fast(bits, size)) != Some(true) {
+                free_slow(ptr, bits, size);
+            }
+            self.call(|a| {
                 // SAFETY: `base` is the inner block, allocated with `inner_layout`.
                 unsafe { a.dealloc(base, inner_layout) }
-            };
-            let counted = batch::with(|c| {
-                c.on_free(owner, size);
-                // An inner allocator that allocates while freeing is charged to nobody.
-                let outer = c.enter_nested();
-                free(&self.inner);
-                c.leave_nested(outer);
             });
-            if counted.is_none() {
-                batch::direct(owner, size, false);
-                free(&self.inner);
-            }
         }
 
         #[inline]
@@ -316,46 +371,29 @@ mod tracking {
             // SAFETY: `ptr` was returned by `alloc_with` for `layout`, so the tag slot precedes
             // it and the inner block starts `offset` bytes before it with `inner_layout`.
             let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
-            let sampled = (bits as i64) < 0;
-            let owner = if sampled {
-                unmark(ptr, bits)
-            } else {
-                Tag::from_bits(bits)
-            };
-            let grow = |a: &A| {
+            // The sample is of the old block: it is forgotten before the block moves (another
+            // thread may get the old address and sample it at once).
+            let owner = unmark(ptr, bits);
+            let moved = self.call(|a| {
                 // The inner realloc keeps the first `offset + min(old, new)` bytes, header
                 // included, so the owner's tag moves with the block.
                 // SAFETY: `base`/`inner_layout` describe the live inner block; the new size is
                 // non-zero and forms a valid layout (checked above).
                 unsafe { a.realloc(base, inner_layout, new_layout.1.size()) }
-            };
-            let moved = batch::with(|c| {
-                c.enter();
-                let moved = grow(&self.inner);
-                c.leave();
-                if !moved.is_null() {
-                    c.on_free(owner, layout.size() as u64);
-                    c.on_alloc(owner, new_size as u64);
-                }
-                moved
-            })
-            .unwrap_or_else(|| {
-                let moved = grow(&self.inner);
-                if !moved.is_null() {
-                    batch::direct(owner, layout.size() as u64, false);
-                    batch::direct(owner, new_size as u64, true);
-                }
-                moved
             });
             if moved.is_null() {
                 return moved;
             }
+            let (old, new) = (layout.size() as u64, new_size as u64);
+            if batch::with(|c| c.on_move(owner, old, new)).is_none() {
+                batch::direct(owner, old, false);
+                batch::direct(owner, new, true);
+            }
             // SAFETY: the block at `moved` has the new inner layout, so `offset` bytes in is
             // the user pointer (same offset: same alignment).
             let user = unsafe { moved.add(offset) };
-            if sampled {
-                // The sample was of the old block (forgotten above): the moved one carries the
-                // copied mark, which goes.
+            if (bits as i64) < 0 {
+                // The moved block carries the old block's copied mark, which goes.
                 // SAFETY: the 8 bytes before `user` are the moved block's header (inside the
                 // block and 8-aligned, as in `finish`).
                 unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(false)) };

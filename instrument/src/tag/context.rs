@@ -24,17 +24,15 @@ pub(crate) struct TagGuard {
 impl Drop for TagGuard {
     #[inline]
     fn drop(&mut self) {
-        batch::replace_current(self.prev);
-        batch::leave_region();
+        batch::leave_scope(self.prev);
     }
 }
 
 /// Runs the caller as connection `tag` until the guard drops.
 #[inline]
 pub(crate) fn enter(tag: Tag) -> TagGuard {
-    batch::enter_region();
     TagGuard {
-        prev: batch::replace_current(tag),
+        prev: batch::enter_scope(tag),
     }
 }
 
@@ -42,12 +40,6 @@ pub(crate) fn enter(tag: Tag) -> TagGuard {
 #[inline]
 pub(crate) fn untracked() -> TagGuard {
     enter(Tag::NONE)
-}
-
-/// Overwrites the current tag without restoring it (the poll hooks pair these up).
-#[inline]
-pub(crate) fn set(tag: Tag) {
-    batch::replace_current(tag);
 }
 
 #[cfg(test)]

@@ -231,15 +231,13 @@ mod imp {
         // The poll is an allocator region: counts are batched and flushed by the after-poll
         // hook, so the counters lag by at most one poll.
         handoff::set_polling(Some(id));
-        batch::enter_region();
-        tag::set(task_table::poll(id, crate::clock::coarse_ms()));
+        batch::enter_scope(task_table::poll(id, crate::clock::coarse_ms()));
     }
 
     #[inline]
     fn after_poll_hook(_m: &TaskMeta<'_>) {
-        tag::set(Tag::NONE);
         // Leaving the poll's region flushes its batched counts.
-        batch::leave_region();
+        batch::leave_scope(Tag::NONE);
         handoff::set_polling(None);
     }
 }
