@@ -71,6 +71,15 @@ fn bench(c: &mut Criterion) {
         g.bench_function("tracking", |b| {
             b.iter_custom(|n| connection.in_scope(|| pairs(&TRACKING, sizes, n)))
         });
+        g.bench_function("unsampled", |b| {
+            b.iter_custom(|n| {
+                let on = alloc_bench::sample_bytes();
+                alloc_bench::set_sample_bytes(0);
+                let t = connection.in_scope(|| pairs(&TRACKING, sizes, n));
+                alloc_bench::set_sample_bytes(on);
+                t
+            })
+        });
         g.finish();
     }
     for (name, sizes) in [("16B", &[16][..]), ("mixed", &MIXED[..])] {

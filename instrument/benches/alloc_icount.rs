@@ -2,7 +2,8 @@
 //!
 //! Run with: `cargo xtask bench-alloc` (it runs this under `valgrind --tool=callgrind` at two
 //! iteration counts and divides the difference), or directly:
-//! `alloc_icount <system|tracking> <16B|64B|1KiB|mixed> <pairs>`.
+//! `alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed> <pairs>` (`unsampled`: tracking
+//! with allocation sampling off).
 
 use std::alloc::{Layout, System};
 use std::hint::black_box;
@@ -21,7 +22,7 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     if args.len() != 3 {
-        eprintln!("usage: alloc_icount <system|tracking> <16B|64B|1KiB|mixed> <pairs>");
+        eprintln!("usage: alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed> <pairs>");
         std::process::exit(2);
     }
     let sizes: &[usize] = match args[1].as_str() {
@@ -40,7 +41,18 @@ fn main() {
         .map(|&s| Layout::from_size_align(s, 8).unwrap())
         .collect();
     let conn = Connection::open("icount", None);
-    let tracking = args[0] != "system";
+    let tracking = match args[0].as_str() {
+        "system" => false,
+        "tracking" => true,
+        "unsampled" => {
+            alloc_bench::set_sample_bytes(0);
+            true
+        }
+        other => {
+            eprintln!("unknown allocator {other:?}");
+            std::process::exit(2)
+        }
+    };
     conn.in_scope(|| {
         if tracking {
             for i in 0..n {

@@ -83,8 +83,10 @@ fn criterion_table(target: &Path, rest: &[String]) -> Result<(), String> {
     ];
     args.extend(rest.iter().map(String::as_str));
     cargo(&args, &[])?;
-    println!("\n| case | System | TrackingAlloc | ratio | dhat::Alloc (profiling) | ratio |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "\n| case | System | TrackingAlloc | ratio | sampling off | ratio | dhat::Alloc (profiling) | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let groups = [
         "pair_16B",
         "pair_64B",
@@ -98,6 +100,7 @@ fn criterion_table(target: &Path, rest: &[String]) -> Result<(), String> {
     for g in groups {
         let sys = criterion_median(target, g, "system");
         let tr = criterion_median(target, g, "tracking");
+        let un = criterion_median(target, g, "unsampled");
         let dh = criterion_median(target, g, "dhat");
         let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} ns"));
         let ratio = |v: Option<f64>| match (v, sys) {
@@ -105,10 +108,12 @@ fn criterion_table(target: &Path, rest: &[String]) -> Result<(), String> {
             _ => "-".to_owned(),
         };
         println!(
-            "| {g} | {} | {} | {} | {} | {} |",
+            "| {g} | {} | {} | {} | {} | {} | {} | {} |",
             cell(sys),
             cell(tr),
             ratio(tr),
+            cell(un),
+            ratio(un),
             cell(dh),
             ratio(dh)
         );
@@ -165,8 +170,10 @@ fn instructions(bin: &Path, alloc: &str, size: &str, pairs: u32) -> Result<f64, 
 
 /// Instructions per pair: the difference of two run lengths, so start-up cancels out.
 fn icount_table(bin: &Path) -> Result<(), String> {
-    println!("\n| case | System instr/pair | TrackingAlloc instr/pair | extra |");
-    println!("|---|---|---|---|");
+    println!(
+        "\n| case | System instr/pair | TrackingAlloc, sampling on | extra | sampling off | extra |"
+    );
+    println!("|---|---|---|---|---|---|");
     for size in ["16B", "64B", "1KiB", "mixed"] {
         let per = |alloc| -> Result<f64, String> {
             let (long, short) = (
@@ -175,8 +182,12 @@ fn icount_table(bin: &Path) -> Result<(), String> {
             );
             Ok((long - short) / 100_000.0)
         };
-        let (s, t) = (per("system")?, per("tracking")?);
-        println!("| {size} | {s:.1} | {t:.1} | +{:.1} |", t - s);
+        let (s, t, u) = (per("system")?, per("tracking")?, per("unsampled")?);
+        println!(
+            "| {size} | {s:.1} | {t:.1} | +{:.1} | {u:.1} | +{:.1} |",
+            t - s,
+            u - s
+        );
     }
     Ok(())
 }

@@ -52,3 +52,20 @@ pub fn grow<A: GlobalAlloc>(a: &A, start: usize, end: usize) -> bool {
     }
     true
 }
+
+/// Sets the mean allocation-sampling interval in bytes (0: off), so a benchmark can compare
+/// sampling on and off in one run.
+pub fn set_sample_bytes(bytes: u64) {
+    #[cfg(feature = "enabled")]
+    crate::heap::sample::set_interval(bytes);
+    #[cfg(not(feature = "enabled"))]
+    let _ = bytes;
+}
+
+/// The mean allocation-sampling interval in bytes now (0: off; always 0 without `enabled`).
+pub fn sample_bytes() -> u64 {
+    #[cfg(feature = "enabled")]
+    return crate::heap::sample::interval();
+    #[cfg(not(feature = "enabled"))]
+    0
+}
