@@ -4,6 +4,10 @@
 //! connection, and waits until a red orphan row for the leaky route arrives over the live
 //! stream, without a reload; then reloads until the leak signature table, first on the page,
 //! shows the leaky route's forwarder in red. Saves a screenshot to `target/dashboard-e2e.png`.
+//! Then what a browser may do to it: the task page's own POST passes the same-origin check, a
+//! form posted from another site (a `data:` page) is refused, and a page served under a name
+//! that resolves to 127.0.0.1 (DNS rebinding, through Chromium's `--host-resolver-rules`) is
+//! refused with 421.
 //!
 //! Needs `chromium` and `chromedriver` (`apt-get install -y chromium chromium-driver`; or set
 //! `CHROMIUM` / `CHROMEDRIVER` to their paths). Without them the test is skipped with a loud
@@ -25,6 +29,8 @@ use serde_json::json;
 const GRACE: Duration = Duration::from_millis(500);
 const DEADLINE: Duration = Duration::from_secs(30);
 const LEAKY: &str = "/ws/leaky/forwarder";
+/// A name Chromium resolves to 127.0.0.1, as an attacker's DNS would after rebinding.
+const REBOUND: &str = "rebound.leakscope.test";
 const CLEAN: &str = "/ws";
 
 /// `name`'s path: `$env` if set, else the first match on `PATH`.
@@ -208,6 +214,73 @@ async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Resu
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard-e2e.png");
     std::fs::write(&out, png).map_err(|e| format!("write {}: {e}", out.display()))?;
     eprintln!("screenshot: {}", out.display());
+    browser_cannot_be_abused(client, dashboard).await
+}
+
+/// The body text of the current page.
+async fn body_text(client: &Client) -> Result<String, String> {
+    let v = script(client, "return document.body ? document.body.innerText : '';").await?;
+    Ok(v.as_str().unwrap_or("").to_owned())
+}
+
+/// The task dump's POST from the dashboard's own page passes; one from another site and a page
+/// read through DNS rebinding are refused.
+async fn browser_cannot_be_abused(client: &Client, dashboard: SocketAddr) -> Result<(), String> {
+    let task = script(
+        client,
+        &format!(
+            "var r = document.querySelector('tr.orphan[data-label=\"{LEAKY}\"]'); \
+             return r ? r.getAttribute('data-task') : null;"
+        ),
+    )
+    .await?;
+    let task = task.as_str().ok_or("no orphan row with a task id")?.to_owned();
+    let page = format!("http://{dashboard}/task/{task}");
+    client
+        .goto(&page)
+        .await
+        .map_err(|e| format!("open the task page: {e}"))?;
+    // The page's own POST (what its button sends; Sec-Fetch-Site: same-origin). Without the
+    // taskdump feature the answer is 501, with it 200 or 503: never 403.
+    let status = script(
+        client,
+        "return fetch(location.pathname + '?dump=1', {method: 'POST'}).then(r => r.status);",
+    )
+    .await?;
+    assert!(
+        matches!(status.as_u64(), Some(200 | 501 | 503)),
+        "the page's own POST was answered {status}"
+    );
+
+    // A form on another site (here a data: page, Origin null, Sec-Fetch-Site cross-site).
+    let form = format!(
+        "data:text/html,<form id=f method=post action='{page}?dump=1'></form>\
+         <script>document.getElementById('f').submit()</script>"
+    );
+    client
+        .goto(&form)
+        .await
+        .map_err(|e| format!("open the cross-site form: {e}"))?;
+    let text = wait_until("the cross-site POST's answer", || async {
+        let t = body_text(client).await?;
+        Ok(t.contains("leakscope dashboard").then_some(t))
+    })
+    .await?;
+    assert!(
+        text.contains("refusing a POST from another site"),
+        "cross-site POST answered: {text}"
+    );
+
+    // DNS rebinding: the browser thinks it talks to another site that resolves to 127.0.0.1.
+    client
+        .goto(&format!("http://{REBOUND}:{}/", dashboard.port()))
+        .await
+        .map_err(|e| format!("open the rebound name: {e}"))?;
+    let text = body_text(client).await?;
+    assert!(
+        text.contains("refusing Host") && text.contains("DNS rebinding"),
+        "a page under {REBOUND} read: {text}"
+    );
     Ok(())
 }
 
@@ -260,10 +333,11 @@ fn orphan_rows_arrive_live_in_a_real_browser() {
             .await
             .expect("bind");
         let dashboard = listener.local_addr().expect("addr");
+        // With the peer's address: without a token the dashboard serves loopback peers only.
+        let app = leakscope_dashboard::router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move {
-            axum::serve(listener, leakscope_dashboard::router())
-                .await
-                .expect("dashboard");
+            axum::serve(listener, app).await.expect("dashboard");
         });
 
         let webdriver = format!("http://127.0.0.1:{port}");
@@ -282,6 +356,7 @@ fn orphan_rows_arrive_live_in_a_real_browser() {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                    format!("--host-resolver-rules=MAP {REBOUND} 127.0.0.1"),
                     format!("--user-data-dir={}", driver.profile.display()),
                 ],
             }),

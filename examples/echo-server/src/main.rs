@@ -102,6 +102,9 @@ fn main() {
         #[cfg(feature = "with-leakscope")]
         let app = app.nest("/_leakscope", leakscope_dashboard::router());
         println!("listening on {}", listener.local_addr().unwrap());
+        // With the peer's address in every build (the dashboard serves loopback peers only
+        // without a token), so the variants still differ only in what is measured.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app).await.unwrap();
     });
 }
