@@ -87,27 +87,26 @@ impl Frozen {
         (past && !shared, shared, outlived)
     }
 
-    fn task(&self, t: &TaskRow, conn: Option<&ConnOf>) -> TaskInfo {
-        let (orphan, shared, outlived) = self.judge_task(t, conn);
+    fn task(&self, t: &TaskRow, judged: Judged, names: &Names) -> TaskInfo {
+        let (orphan, shared, outlived) = judged.verdict;
         let activity = t
             .ended_at_ms
             .is_none()
             .then(|| crate::tag::task_table::activity(crate::ids::TaskId(t.id)))
             .flatten();
-        let mut name = String::with_capacity(48);
-        let _ = match &t.name {
-            Some(n) => write!(name, "conn={} {n}", t.conn_id),
-            None => {
-                // Unnamed (a plain tokio::spawn): the file name and line say what it is.
-                let file = t.location.file().rsplit(['/', '\\']).next().unwrap_or("");
-                write!(name, "conn={} {file}:{}", t.conn_id, t.location.line())
-            }
-        };
+        let (spawned_at, short) = &names.strings[judged.location as usize];
+        // `conn=<id> <name>`, or, unnamed (a plain tokio::spawn), `conn=<id> <file>:<line>`.
+        let suffix = t.name.as_deref().unwrap_or(short);
+        let mut name = String::with_capacity(6 + 20 + suffix.len());
+        name.push_str("conn=");
+        push_decimal(&mut name, t.conn_id);
+        name.push(' ');
+        name.push_str(suffix);
         TaskInfo {
             id: t.id,
             conn_id: t.conn_id,
             name,
-            spawned_at: t.location.to_string(),
+            spawned_at: spawned_at.clone(),
             state: if t.ended_at_ms.is_none() {
                 TaskState::Alive
             } else {
@@ -165,20 +164,27 @@ impl Frozen {
             .map(|c| (c.id, (c.closed_at_ms, c.label.clone())))
             .collect();
         let closed = |t: &TaskRow| conn_of.get(&t.conn_id);
-        // Sort small keys, then build the (large) rows in order.
-        let mut order: Vec<(bool, Option<u64>, u64, usize)> = self
+        // Judge each task once, intern its spawn location's strings, sort small keys, then
+        // build the (large) rows in order.
+        let mut names = Names::default();
+        let judged: Vec<Judged> = self
             .tasks
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let (orphan, _, outlived) = self.judge_task(t, closed(t));
-                (orphan, outlived, t.id, i)
+            .map(|t| Judged {
+                verdict: self.judge_task(t, closed(t)),
+                location: names.index(t.location),
             })
             .collect();
-        order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+        let mut order: Vec<(u128, u32)> = judged
+            .iter()
+            .zip(&self.tasks)
+            .enumerate()
+            .map(|(i, (j, t))| (order_key(j.verdict.0, j.verdict.2, t.id), i as u32))
+            .collect();
+        order.sort_unstable_by_key(|&(key, _)| std::cmp::Reverse(key));
         let tasks: Vec<TaskInfo> = order
             .into_iter()
-            .map(|(.., i)| self.task(&self.tasks[i], closed(&self.tasks[i])))
+            .map(|(_, i)| self.task(&self.tasks[i as usize], judged[i as usize], &names))
             .collect();
         let mut heap = HeapTotals {
             tracking: self.tracking,
@@ -259,5 +265,80 @@ impl Frozen {
             signatures,
             routes,
         }
+    }
+}
+
+/// A task's verdict (orphan, shared, outlived close by) and its interned location.
+#[derive(Clone, Copy)]
+struct Judged {
+    verdict: (bool, bool, Option<u64>),
+    location: u32,
+}
+
+/// The strings of each spawn location, made once per snapshot: `file:line:col` and the short
+/// `file:line` of unnamed tasks' names.
+#[derive(Default)]
+struct Names {
+    index: crate::collector::state::HashMap<usize, u32>,
+    strings: Vec<(String, String)>,
+}
+
+impl Names {
+    fn index(&mut self, l: &'static std::panic::Location<'static>) -> u32 {
+        let next = self.strings.len() as u32;
+        let i = *self
+            .index
+            .entry(std::ptr::from_ref(l) as usize)
+            .or_insert(next);
+        if i == next {
+            let file = l.file().rsplit(['/', '\\']).next().unwrap_or("");
+            let mut short = String::with_capacity(file.len() + 6);
+            let _ = write!(short, "{file}:{}", l.line());
+            self.strings.push((l.to_string(), short));
+        }
+        i
+    }
+}
+
+/// The task list's order, largest first: orphans first, then the longest outlived, then the
+/// newest (outlived times beyond 2^63 ms sort as equal).
+fn order_key(orphan: bool, outlived: Option<u64>, id: u64) -> u128 {
+    let outlived = outlived.map_or(0, |v| v.min((1 << 62) - 1) + 1) as u128;
+    (u128::from(orphan) << 127) | (outlived << 64) | u128::from(id)
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // The bytes are ASCII digits.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_and_order_keys() {
+        for n in [0, 7, 10, 99, 12_345, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        let k = |o, out, id| order_key(o, out, id);
+        assert!(k(true, None, 1) > k(false, Some(5), 9));
+        assert!(k(false, Some(0), 1) > k(false, None, 9));
+        assert!(k(false, Some(6), 1) > k(false, Some(5), 9));
+        assert!(k(false, Some(5), 9) > k(false, Some(5), 8));
+        assert!(k(true, Some(u64::MAX), 1) > k(true, Some(u64::MAX - 1), 0));
     }
 }

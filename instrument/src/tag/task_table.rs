@@ -1,13 +1,14 @@
 //! Task id -> connection tag, read by the poll hooks without locks.
 //!
-//! A 4-way set-associative table indexed by `task_id % SETS`, plus a small lock-free overflow
-//! array for the rare task whose set is full. Nothing here locks, allocates or panics: the
-//! poll path reads at most four entries, and scans the overflow array only for ids whose set
-//! has overflowed. Only the spawn hook of task X inserts X and only its terminate hook removes
+//! A 4-way set-associative table indexed by `task_id % SETS` (131,072 entries, 4 MiB of
+//! zeroed static memory, resident as it is touched), plus a small lock-free overflow array
+//! for the rare task whose set is full, where an id may sit only in a window of [`PROBE`]
+//! entries from its hash. Nothing here locks, allocates or panics: the poll path reads at most
+//! four entries, and the overflow window only for ids whose set has overflowed. Only the spawn hook of task X inserts X and only its terminate hook removes
 //! it, and lookups of X happen between the two (in X's polls), so an entry needs no version.
 //! When no tagged task is alive a lookup is a single atomic load.
 //!
-//! If even the overflow array is full (more than 65,536 + 1,024 tagged tasks alive with
+//! If even the overflow window is full (more than 131,072 tagged tasks alive, or many with
 //! colliding ids), the task is still known to the collector, but its polls run untagged (its
 //! allocations are nobody's): [`dropped`] counts such tasks and the terminate hook reports the
 //! end of every unknown task while it is non-zero, so no task is left alive by mistake.
@@ -16,9 +17,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::ids::{Tag, TaskId};
 
-const SETS: usize = 1 << 14;
+const SETS: usize = 1 << 15;
 const WAYS: usize = 4;
 const OVERFLOW: usize = 1024;
+/// Overflow entries an id may use, from its hash on.
+const PROBE: usize = 32;
 const LOCKED: u64 = u64::MAX;
 
 struct Entry {
@@ -76,6 +79,13 @@ fn find(entries: &[Entry], id: u64) -> Option<&Entry> {
     entries.iter().find(|e| e.id.load(Ordering::Acquire) == id)
 }
 
+/// The overflow entries `id` may use: [`PROBE`] of them from its hash on, wrapping around
+/// (so a lookup of an id that is nowhere reads [`PROBE`] entries, not the whole array).
+fn window(id: u64) -> &'static [Entry] {
+    let start = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize % (OVERFLOW / PROBE);
+    &SPILL[start * PROBE..(start + 1) * PROBE]
+}
+
 /// Records that task `id` belongs to `tag`. Returns `false` if the task could not be placed
 /// (its polls will run untagged; see the module docs).
 pub(crate) fn insert(id: TaskId, tag: Tag) -> bool {
@@ -86,7 +96,7 @@ pub(crate) fn insert(id: TaskId, tag: Tag) -> bool {
         return true;
     }
     SPILLED[s].fetch_add(1, Ordering::Release);
-    if claim(&SPILL, id, tag) {
+    if claim(window(id), id, tag) {
         return true;
     }
     DROPPED.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +142,7 @@ fn entry_of(id: u64) -> Option<&'static Entry> {
     if SPILLED[s].load(Ordering::Acquire) == 0 {
         return None;
     }
-    find(&SPILL, id)
+    find(window(id), id)
 }
 
 /// What [`remove`] found.
@@ -156,7 +166,7 @@ pub(crate) fn remove(id: TaskId) -> Removed {
     let s = set(id);
     let hit = find(&TABLE[s], id).or_else(|| {
         (SPILLED[s].load(Ordering::Acquire) != 0)
-            .then(|| find(&SPILL, id))
+            .then(|| find(window(id), id))
             .flatten()
     });
     if let Some(e) = hit {
