@@ -9,7 +9,7 @@
 //! - every path ARCHITECTURE.md names exists;
 //! - the close reasons the snapshot documents are exactly the ones the wrappers emit;
 //! - the bit layouts the docs state match the code (a tag packs the generation at bit 32, the
-//!   allocator's batch packs blocks at bit 40).
+//!   allocator's lane relies on slots below 2^24).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -230,11 +230,19 @@ fn check_bit_layouts(root: &Path, problems: &mut Vec<String>) -> Result<(), Stri
             "ids.rs: the tag's documented packing (generation << 32) and the code differ".into(),
         );
     }
+    // The lane's closed value (`u64::MAX`) must be a header no block carries: slots stay
+    // below 2^24, which the configuration clamps.
     let batch = read(&root.join("instrument/src/heap/batch.rs"))?;
-    let doc_ok = batch.matches("(blocks << 40 | bytes)").count() == 2;
-    if !(doc_ok && batch.contains("const BLOCK: u64 = 1 << 40;")) {
-        problems
-            .push("heap/batch.rs: the documented packing (blocks << 40) and BLOCK differ".into());
+    let config = read(&root.join("instrument/src/config.rs"))?;
+    if !(batch.contains("const CLOSED: u64 = u64::MAX;")
+        && batch.contains("slots stay below 2^24")
+        && config.contains("v.min(1 << 24)")
+        && config.contains("n.clamp(16, 1 << 24)"))
+    {
+        problems.push(
+            "heap/batch.rs: the lane's CLOSED header relies on slots below 2^24 (config.rs clamps)"
+                .into(),
+        );
     }
     Ok(())
 }

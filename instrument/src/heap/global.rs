@@ -112,8 +112,6 @@ mod tracking {
 
     use super::TrackingAlloc;
     use crate::heap::batch;
-    use crate::heap::sample::{self, DEPTH};
-    use crate::ids::Tag;
 
     const HEADER: usize = 8;
 
@@ -172,73 +170,8 @@ mod tracking {
         }
     }
 
-    /// The allocation slow path (the lane is closed or its budget ran out): counts the block,
-    /// writes its header and, when the sampling countdown crossed zero, records its sample.
-    ///
-    /// # Safety
-    /// As [`finish`].
-    #[cold]
-    #[inline(never)]
-    unsafe fn alloc_slow(base: *mut u8, offset: usize, size: u64) -> *mut u8 {
-        let (owner, sample) = batch::with(|c| c.alloc_slow(size)).unwrap_or_else(|| {
-            batch::direct(Tag::NONE, size, true);
-            (Tag::NONE, false)
-        });
-        // SAFETY: per the contract.
-        let user = unsafe { finish(base, offset, owner.header(false)) };
-        if sample {
-            // The guarded slow path: what it allocates is nobody's, never sampled.
-            // SAFETY: `user` was just returned by `finish`: its header precedes it.
-            batch::nested(|| unsafe { record(user, size, owner) });
-        }
-        user
-    }
-
-    /// Records the sample of the block at `user` (its owner, size and call stack) and marks
-    /// its header.
-    ///
-    /// # Safety
-    /// `user` is a live block returned by `finish`, its 8-byte header right before it.
-    unsafe fn record(user: *mut u8, size: u64, owner: Tag) {
-        sample::record(user as usize, owner, size, |frames| {
-            let mut n = 0;
-            #[cfg(unix)]
-            // SAFETY: on unix the walk goes through libgcc's unwinder, which is thread-safe:
-            // concurrent unsynchronized traces are sound there. It does not allocate.
-            unsafe {
-                backtrace::trace_unsynchronized(|frame| {
-                    frames[n] = frame.ip() as usize;
-                    n += 1;
-                    n < DEPTH
-                });
-            }
-            n as u8
-        });
-        // SAFETY: per the contract, the header is the 8 aligned bytes before `user`.
-        unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(true)) };
-    }
-
-    /// The free slow path (the header is not the lane's): forgets a sampled block's sample
-    /// and counts the free for the owner in the header.
-    #[cold]
-    #[inline(never)]
-    fn free_slow(user: *mut u8, bits: u64, size: u64) {
-        let owner = unmark(user, bits);
-        if batch::with(|c| c.free_slow(owner, size)).is_none() {
-            batch::direct(owner, size, false);
-        }
-    }
-
-    /// The owner in a header; a sampled block's sample is forgotten (the block is freed or
-    /// moved).
-    #[inline]
-    fn unmark(user: *mut u8, bits: u64) -> Tag {
-        let (owner, sampled) = Tag::from_header(bits);
-        if sampled {
-            batch::nested(|| sample::forget(user as usize));
-        }
-        owner
-    }
+    mod slow;
+    use slow::{alloc_slow, free_slow, unmark};
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
         /// Runs one call of the inner allocator; inside a nested section if it may allocate
