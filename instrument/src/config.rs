@@ -22,6 +22,10 @@ pub struct Config {
     pub max_tracked_connections: usize,
     /// See [`Builder::sample_bytes`].
     pub sample_bytes: u64,
+    /// See [`Builder::unread_hint`].
+    pub unread_hint: Duration,
+    /// See [`Builder::tcp_keepalive`].
+    pub tcp_keepalive: Option<Duration>,
 }
 
 impl Config {
@@ -46,6 +50,9 @@ impl Config {
     /// By default, one allocation is sampled (with its call stack) per this many bytes on
     /// average, for the allocation sites of retained bytes.
     pub const DEFAULT_SAMPLE_BYTES: u64 = 512 * 1024;
+    /// By default, an open connection with live tasks whose socket nobody has been reading
+    /// for this long gets a "not read for N s" hint.
+    pub const DEFAULT_UNREAD_HINT: Duration = Duration::from_secs(30);
 }
 
 impl Default for Config {
@@ -59,6 +66,8 @@ impl Default for Config {
             retained_bytes_threshold: Config::DEFAULT_RETAINED_BYTES_THRESHOLD,
             max_tracked_connections: Config::DEFAULT_MAX_TRACKED_CONNECTIONS,
             sample_bytes: Config::DEFAULT_SAMPLE_BYTES,
+            unread_hint: Config::DEFAULT_UNREAD_HINT,
+            tcp_keepalive: None,
         }
     }
 }
@@ -107,7 +116,8 @@ impl Builder {
 
     /// Defaults overridden by `LEAKSCOPE_GRACE_MS`, `LEAKSCOPE_RETENTION_MS`,
     /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING`, `LEAKSCOPE_RETAINED_BYTES` and
-    /// `LEAKSCOPE_MAX_TRACKED` and `LEAKSCOPE_SAMPLE_BYTES`.
+    /// `LEAKSCOPE_MAX_TRACKED`, `LEAKSCOPE_SAMPLE_BYTES`, `LEAKSCOPE_UNREAD_HINT_MS` and
+    /// `LEAKSCOPE_TCP_KEEPALIVE_SECS` (0: off).
     /// A variable that does not parse is ignored with a warning (printed and shown in the
     /// snapshot); the default stays.
     pub fn from_env() -> Self {
@@ -149,6 +159,12 @@ impl Builder {
         }
         if let Some(v) = num("LEAKSCOPE_SAMPLE_BYTES", 0) {
             self.config.sample_bytes = v;
+        }
+        if let Some(v) = num("LEAKSCOPE_UNREAD_HINT_MS", 1) {
+            self.config.unread_hint = Duration::from_millis(v);
+        }
+        if let Some(v) = num("LEAKSCOPE_TCP_KEEPALIVE_SECS", 0) {
+            self.config.tcp_keepalive = (v > 0).then(|| Duration::from_secs(v));
         }
         if let Some(v) = num("LEAKSCOPE_MAX_TRACKED", 16) {
             self.config.max_tracked_connections = v.min(1 << 24) as usize;
@@ -214,6 +230,23 @@ impl Builder {
     /// matter allocate: a thread draws its first countdown with the interval in force then.
     pub fn sample_bytes(mut self, bytes: u64) -> Self {
         self.config.sample_bytes = bytes;
+        self
+    }
+
+    /// How long an open connection with live tasks may go without anyone reading its socket
+    /// before the snapshot hints at it ("not read for N s": its peer may be gone while a task
+    /// holds the socket). By default, [`Config::DEFAULT_UNREAD_HINT`].
+    pub fn unread_hint(mut self, after: Duration) -> Self {
+        self.config.unread_hint = after;
+        self
+    }
+
+    /// Turns TCP keepalive on for the sockets leakscope holds (the `serve` listener wrapper,
+    /// `io::track` of a TCP stream), probing after `idle` without traffic and every `idle`
+    /// after that: a peer that vanished without FIN or RST (cable, VM gone) is then reset by
+    /// the kernel and found as a zombie. Off by default. `LEAKSCOPE_TCP_KEEPALIVE_SECS`.
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.config.tcp_keepalive = idle;
         self
     }
 

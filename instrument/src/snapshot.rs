@@ -183,8 +183,8 @@ pub struct ConnectionInfo {
     pub closed_at_ms: Option<u64>,
     /// What closed it, one of: "close frame received", "close frame sent", "closed", "read EOF",
     /// "read error", "write error", "stream ended", "shutdown", "socket dropped",
-    /// "every handle dropped", "scope ended", "closed by the application" (or the reason given
-    /// to `Connection::close_because`).
+    /// "every handle dropped", "scope ended", "closed by the application",
+    /// "peer left, never read" (a zombie) (or the reason given to `Connection::close_because`).
     pub close_reason: Option<String>,
     /// Tasks of this connection still alive.
     pub live_tasks: u64,
@@ -213,6 +213,23 @@ pub struct ConnectionInfo {
     /// connections leaking memory in a full snapshot; empty otherwise.
     #[serde(default)]
     pub allocation_sites: Vec<AllocationSite>,
+    /// Its peer left (FIN or RST) while nobody read the socket: a *zombie*, closed for the
+    /// orphan rule from `zombie_since_ms` (needs leakscope to hold the TCP socket: the `serve`
+    /// listener wrapper or `io::track`, on Linux).
+    #[serde(default)]
+    pub zombie: bool,
+    /// When its peer's close was first seen unread (Unix ms).
+    #[serde(default)]
+    pub zombie_since_ms: Option<u64>,
+    /// When its socket was last polled for reading (Unix ms, within 10 ms), or when watching
+    /// started; `None` when no wrapper sees its reads.
+    #[serde(default)]
+    pub last_read_ms: Option<u64>,
+    /// Set on an open connection with live tasks whose socket nobody has been reading (no
+    /// reader waiting on it) for at least `unread_hint`: how long. Its peer may be gone while
+    /// a task holds the socket (where leakscope cannot see the kernel's view of it).
+    #[serde(default)]
+    pub not_read_for_ms: Option<u64>,
 }
 
 /// One task.

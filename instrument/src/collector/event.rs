@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::EndedBy;
+use crate::wrap::watch::ReadWatch;
 
 /// What `leakscope::spawn` tells the spawn hook about the task it is about to spawn.
 #[derive(Debug, Default, Clone)]
@@ -29,9 +30,18 @@ pub(crate) enum Event {
         peer: Option<Arc<str>>,
         /// The tokio runtime whose code opened it, when known (`Verify` marks).
         runtime: Option<u64>,
+        /// Its socket's reads, as the wrappers will see them.
+        reads: Option<Arc<ReadWatch>>,
     },
     /// Its socket closed (the first close wins).
     Closed { id: ConnId, reason: &'static str },
+    /// Its peer left (FIN or RST) at `since_ms` and nobody has read the socket since: closed
+    /// from then, marked as a zombie (the first close wins).
+    Zombie {
+        id: ConnId,
+        since_ms: u64,
+        reason: &'static str,
+    },
     /// Renamed (the route, once known).
     Relabelled { id: ConnId, label: Arc<str> },
     /// Its peer address became known.

@@ -2,6 +2,7 @@
 //! shared by `Arc`, no sorting, no formatting. `view.rs` builds the snapshot from it outside
 //! the lock.
 
+use crate::wrap::watch::{ReadWatch, Reads};
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub(super) struct ConnRow {
     pub(super) alive_attached: u64,
     pub(super) spawned: u64,
     pub(super) open: bool,
+    pub(super) reads: Option<Reads>,
+    pub(super) zombie_since_ms: Option<u64>,
 }
 
 /// What the totals need of every connection (plain data, no names).
@@ -62,6 +65,8 @@ pub(super) struct Frozen {
     pub(super) now: u64,
     pub(super) grace: u64,
     pub(super) threshold: u64,
+    /// Open connections with live tasks unread this long get a hint.
+    pub(super) unread_hint: u64,
     pub(super) tracking: bool,
     pub(super) slots: &'static SlotTable,
     pub(super) capacity: u64,
@@ -95,6 +100,8 @@ fn conn_row(c: &Conn) -> ConnRow {
         alive_attached: c.alive_attached,
         spawned: c.spawned,
         open: c.class == Class::Open,
+        reads: c.reads.as_deref().and_then(ReadWatch::get),
+        zombie_since_ms: c.zombie_since_ms,
     }
 }
 
@@ -205,6 +212,7 @@ impl Frozen {
             now,
             grace,
             threshold: st.cfg.retained_bytes_threshold,
+            unread_hint: st.cfg.unread_hint.as_millis() as u64,
             tracking,
             slots: st.slots,
             capacity: st.slots.capacity() as u64,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::EndedBy;
+use crate::wrap::watch::ReadWatch;
 
 /// Hashes the `u64` ids this state is keyed by with one multiply (Fibonacci hashing): ids are
 /// sequential, not attacker-controlled, and SipHash was the bulk of a tagged spawn's cost.
@@ -63,6 +64,10 @@ pub(crate) struct Conn {
     pub class: Class,
     /// Its key in its class's queue (`Grace`, `Clean`, `Leaking`).
     pub seq: u64,
+    /// Its socket's reads, when a wrapper sees them.
+    pub reads: Option<Arc<ReadWatch>>,
+    /// Closed as a zombie: its peer left at this time (first seen) and nobody read.
+    pub zombie_since_ms: Option<u64>,
 }
 
 impl Conn {

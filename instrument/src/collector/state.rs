@@ -84,13 +84,32 @@ impl State {
                 label,
                 peer,
                 runtime,
+                reads,
             } => {
                 self.maintain(now);
                 let (id, tag) = self.open(label, peer, runtime, now);
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.reads = reads;
+                }
                 return Applied::Opened { id, tag };
             }
             Event::Closed { id, reason } => {
                 self.close(id, reason, now);
+                self.maintain(now);
+            }
+            Event::Zombie {
+                id,
+                since_ms,
+                reason,
+            } => {
+                // Closed for the orphan rule from when its peer's close was first seen unread.
+                let since = since_ms.min(now);
+                if let Some(c) = self.conns.get_mut(&id)
+                    && c.class == Class::Open
+                {
+                    c.zombie_since_ms = Some(since);
+                }
+                self.close(id, reason, since);
                 self.maintain(now);
             }
             Event::Relabelled { id, label } => {
@@ -167,6 +186,8 @@ impl State {
                 alive_ids: Vec::new(),
                 class: Class::Open,
                 seq: 0,
+                reads: None,
+                zombie_since_ms: None,
             },
         );
         (id, t)

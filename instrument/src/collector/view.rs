@@ -71,7 +71,19 @@ impl Frozen {
             leaking_memory: retained > self.threshold,
             runtime_id: c.runtime,
             allocation_sites: Vec::new(),
+            zombie: c.zombie_since_ms.is_some(),
+            zombie_since_ms: c.zombie_since_ms,
+            last_read_ms: c.reads.map(|r| r.last_ms),
+            not_read_for_ms: self.unread_for(c),
         }
+    }
+
+    /// How long nobody has read an open connection's socket, if that deserves a hint: live
+    /// tasks, no reader waiting, unread for at least the configured time.
+    fn unread_for(&self, c: &ConnRow) -> Option<u64> {
+        let r = c.reads?;
+        let idle = self.now.saturating_sub(r.last_ms);
+        (c.open && c.alive > 0 && !r.waiting && idle >= self.unread_hint).then_some(idle)
     }
 
     /// (orphan, shared, outlived close by) of a task of a connection (closed at, label).

@@ -109,6 +109,22 @@ impl Connection {
             .map_or(crate::ids::Tag::NONE, Inner::tag)
     }
 
+    /// A wrapper that sees this connection's reads took its socket (`stream`: the socket
+    /// itself, watched for zombies if it is a `tokio::net::TcpStream`).
+    pub(crate) fn watch(&self, stream: Option<&dyn std::any::Any>) {
+        if let Some(i) = &self.inner {
+            i.watch(stream);
+        }
+    }
+
+    /// Its socket was polled for reading (`pending`: a reader now waits on it).
+    #[inline]
+    pub(crate) fn note_read(&self, pending: bool) {
+        if let Some(i) = &self.inner {
+            i.note_read(pending);
+        }
+    }
+
     /// Its socket was read (see `tag::explicit`).
     #[inline]
     pub(crate) fn note_reader(&self) {

@@ -29,13 +29,30 @@ pin_project_lite::pin_project! {
 /// Opens a connection for `stream` (labelled `label`, with an optional peer address) and
 /// closes it when the socket closes. Use [`TrackedIo::connection`] to run the handler in its
 /// scope. With the `enabled` feature off this only wraps the stream.
-pub fn track<S>(stream: S, label: &str, peer: Option<String>) -> TrackedIo<S> {
-    TrackedIo::new(stream, Connection::open(label, peer))
+///
+/// A `tokio::net::TcpStream` is also watched for a peer that left while nobody reads the
+/// socket (a *zombie*, see the README), and gets TCP keepalive if configured.
+pub fn track<S: 'static>(stream: S, label: &str, peer: Option<String>) -> TrackedIo<S> {
+    TrackedIo::watched(stream, Connection::open(label, peer))
 }
 
 impl<S> TrackedIo<S> {
-    /// Tracks `stream` as `conn`'s socket.
+    /// Tracks `stream` as `conn`'s socket (its reads are watched; the socket itself is not
+    /// looked at: see [`track`]).
     pub fn new(stream: S, conn: Connection) -> Self {
+        conn.watch(None);
+        TrackedIo {
+            inner: stream,
+            conn,
+        }
+    }
+
+    /// [`TrackedIo::new`], watching the socket itself for zombies when it is a TCP stream.
+    pub(crate) fn watched(stream: S, conn: Connection) -> Self
+    where
+        S: 'static,
+    {
+        conn.watch(Some(&stream));
         TrackedIo {
             inner: stream,
             conn,
@@ -69,6 +86,7 @@ impl<S: AsyncRead> AsyncRead for TrackedIo<S> {
         let before = buf.filled().len();
         let wanted = buf.remaining() > 0;
         let out = this.inner.poll_read(cx, buf);
+        this.conn.note_read(out.is_pending());
         match &out {
             Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => {
                 this.conn.close_because("read EOF")

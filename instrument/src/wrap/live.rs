@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::watch::{self, ReadWatch};
 use crate::collector::{self, Applied, Event};
 use crate::ids::{ConnId, Tag, TaskId};
 use crate::tag::{self, explicit, handoff};
@@ -19,6 +20,8 @@ pub(crate) struct Inner {
     /// The task that first read its socket (explicit-spawn mode), 0 before, `u64::MAX` once
     /// there is nothing to remember.
     reader: AtomicU64,
+    /// Its socket's reads, as the wrappers see them (shared with the collector).
+    reads: Arc<ReadWatch>,
 }
 
 impl Drop for Inner {
@@ -39,7 +42,13 @@ fn send(ev: impl FnOnce() -> Event) {
     collector::get().send(ev());
 }
 
-fn inner(id: ConnId, tag: Tag, owner: bool, span: tracing::Span) -> Arc<Inner> {
+fn inner(
+    id: ConnId,
+    tag: Tag,
+    owner: bool,
+    span: tracing::Span,
+    reads: Arc<ReadWatch>,
+) -> Arc<Inner> {
     Arc::new(Inner {
         id,
         tag,
@@ -47,16 +56,19 @@ fn inner(id: ConnId, tag: Tag, owner: bool, span: tracing::Span) -> Arc<Inner> {
         owner,
         span,
         reader: AtomicU64::new(0),
+        reads,
     })
 }
 
 /// Opens a connection.
 pub(crate) fn open(label: &str, peer: Option<String>) -> Option<Arc<Inner>> {
     let _g = tag::untracked();
+    let reads = Arc::new(ReadWatch::default());
     let opened = collector::get().send(Event::Opened {
         label: label.into(),
         peer: peer.as_deref().map(Into::into),
         runtime: runtime_id(),
+        reads: Some(reads.clone()),
     });
     let Applied::Opened { id, tag } = opened else {
         unreachable!("an open is answered with the new connection")
@@ -68,7 +80,7 @@ pub(crate) fn open(label: &str, peer: Option<String>) -> Option<Arc<Inner>> {
         peer = peer.as_deref().unwrap_or("-"),
         label = label
     );
-    Some(inner(id, tag, true, span))
+    Some(inner(id, tag, true, span, reads))
 }
 
 /// The connection whose code runs here (a handle that does not close it when dropped).
@@ -83,7 +95,8 @@ pub(crate) fn current() -> Option<Arc<Inner>> {
     let id = collector::get().conn_of_tag(t)?;
     let _g = tag::untracked();
     let span = tracing::info_span!(target: "leakscope", "conn", conn.id = id.0);
-    Some(inner(id, t, false, span))
+    // A handle to a connection someone else opened: its reads are that opener's to watch.
+    Some(inner(id, t, false, span, Arc::default()))
 }
 
 impl Inner {
@@ -122,6 +135,45 @@ impl Inner {
                 reason,
             });
         }
+    }
+
+    /// Whether it is closed (as far as this handle knows).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Its peer left and nobody read the socket since `since_ms` (the zombie watcher).
+    pub(crate) fn close_zombie(&self, since_ms: u64) {
+        if !self.closed.swap(true, Ordering::Relaxed) {
+            send(|| Event::Zombie {
+                id: self.id,
+                since_ms,
+                reason: "peer left, never read",
+            });
+        }
+    }
+
+    /// Its socket's reads.
+    pub(crate) fn reads(&self) -> &ReadWatch {
+        &self.reads
+    }
+
+    /// A wrapper that sees the socket's reads took it; `stream`, if it is a
+    /// `tokio::net::TcpStream`, is watched for zombies.
+    pub(crate) fn watch(self: &Arc<Self>, stream: Option<&dyn std::any::Any>) {
+        if !self.owner {
+            return;
+        }
+        self.reads.start();
+        if let Some(s) = stream {
+            watch::socket(self, s);
+        }
+    }
+
+    /// The socket was polled for reading (`pending`: a reader now waits on it).
+    #[inline]
+    pub(crate) fn note_read(&self, pending: bool) {
+        self.reads.polled(pending);
     }
 
     /// Runs `f` synchronously as this connection's code.

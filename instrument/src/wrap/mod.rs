@@ -15,6 +15,8 @@ pub mod io;
 pub(crate) mod live;
 #[cfg(not(feature = "enabled"))]
 pub(crate) mod off;
+#[cfg(feature = "enabled")]
+pub(crate) mod watch;
 
 /// The live side of a connection, or its uninhabited stand-in with the feature off: the one
 /// place the feature decides.

@@ -36,6 +36,12 @@ impl Inner {
     pub(crate) fn poll<R>(&self, _f: impl FnOnce() -> R) -> R {
         match *self {}
     }
+    pub(crate) fn watch(self: &Arc<Self>, _stream: Option<&dyn std::any::Any>) {
+        match **self {}
+    }
+    pub(crate) fn note_read(&self, _pending: bool) {
+        match *self {}
+    }
     pub(crate) fn note_reader(&self) {
         match *self {}
     }

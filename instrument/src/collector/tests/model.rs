@@ -189,6 +189,7 @@ impl Model {
                     label: "m".into(),
                     peer: None,
                     runtime: None,
+                    reads: None,
                 }) else {
                     panic!("open answers with an id")
                 };

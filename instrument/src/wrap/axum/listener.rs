@@ -46,7 +46,7 @@ mod imp {
             let (io, addr) = self.inner.accept().await;
             let conn = Connection::open("http", Some(format!("{addr:?}")));
             crate::tag::handoff::set_accepted(conn.tag());
-            (TrackedIo::new(io, conn), addr)
+            (TrackedIo::watched(io, conn), addr)
         }
 
         fn local_addr(&self) -> std::io::Result<Self::Addr> {

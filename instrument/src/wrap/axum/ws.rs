@@ -107,6 +107,8 @@ impl<F> WebSocketUpgrade<F> {
         let _tag = tag::enter(conn.tag());
         // axum calls tokio::spawn in here: the spawn hook sees this connection's tag.
         self.inner.on_upgrade(move |socket| {
+            // Its reads are watched here unless the tracked listener's socket watches them.
+            for_socket.watch(None);
             let socket = WebSocket {
                 inner: socket,
                 conn: for_socket,
@@ -158,6 +160,7 @@ impl Stream for WebSocket {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let out = Pin::new(&mut self.inner).poll_next(cx);
+        self.conn.note_read(out.is_pending());
         match &out {
             Poll::Ready(Some(Ok(Message::Close(_)))) => {
                 self.conn.close_because("close frame received")
