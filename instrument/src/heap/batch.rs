@@ -168,8 +168,17 @@ impl Cache {
     /// A block of `owner` moved from `old` to `new` bytes (realloc).
     #[inline]
     pub(super) fn on_move(&self, owner: Tag, old: u64, new: u64) {
-        self.count(owner, old, false);
-        self.count(owner, new, true);
+        let budget = self.budget.get();
+        if owner.to_bits() == self.lane.get() && (new as i64) < budget {
+            // The lane's allocated bytes are what left its budget.
+            self.budget.set(budget - new as i64);
+            self.lane_alloc_blocks.set(self.lane_alloc_blocks.get() + 1);
+            self.lane_free_bytes.set(self.lane_free_bytes.get() + old);
+            self.lane_free_blocks.set(self.lane_free_blocks.get() + 1);
+        } else {
+            self.count(owner, old, false);
+            self.count(owner, new, true);
+        }
     }
 
     /// Counts one block into the cache (inside a region) or straight to the counters.
