@@ -3,7 +3,8 @@
 //! served standalone. Checked before the token (`auth`).
 //!
 //! - **Peers.** Without a token, only loopback peers are served (`127.0.0.0/8`, `::1`,
-//!   `::ffff:127.x.y.z`), as axum's `ConnectInfo<SocketAddr>` tells them. A request whose peer
+//!   `::ffff:127.x.y.z`), as axum's `ConnectInfo<SocketAddr>` tells them (or, in a test, a
+//!   `MockConnectInfo<SocketAddr>` layer, as for axum's extractor). A request whose peer
 //!   is unknown (the app was served without connect info) is refused with 403 and the three
 //!   ways to fix it; so is one forwarded by a proxy (`Forwarded`, `X-Forwarded-For`,
 //!   `X-Forwarded-Host`, `X-Real-IP`: the loopback peer is then the proxy, not the client).
@@ -21,6 +22,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
@@ -193,7 +195,13 @@ pub(crate) fn is_loopback(ip: IpAddr) -> bool {
 
 /// Refuses a peer that is not loopback, unknown, or behind a proxy.
 fn peer(req: &Request) -> Result<(), DashError> {
-    let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
+    // As axum's `ConnectInfo` extractor: the real one, else a test's `MockConnectInfo`.
+    let ext = req.extensions();
+    let addr = ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0));
+    let Some(addr) = addr else {
         return Err(DashError::new(
             StatusCode::FORBIDDEN,
             format!(
