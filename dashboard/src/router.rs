@@ -225,3 +225,30 @@ async fn not_found() -> Response {
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RouterOptions;
+
+    #[test]
+    fn reads_the_environment_and_hides_the_token() {
+        let o = RouterOptions::from_lookup(|k| match k {
+            "LEAKSCOPE_DASHBOARD_TOKEN" => Some("s3cret".into()),
+            "LEAKSCOPE_DASHBOARD_ALLOW_NON_LOOPBACK" => Some(" yes ".into()),
+            "LEAKSCOPE_DASHBOARD_HOSTS" => Some("a.example, ,b.example:81,".into()),
+            _ => None,
+        });
+        assert_eq!(o.bearer_token.as_deref(), Some("s3cret"));
+        assert!(o.allow_non_loopback);
+        assert_eq!(o.allowed_hosts, ["a.example", "b.example:81"]);
+        assert!(!format!("{o:?}").contains("s3cret"), "{o:?}");
+        let o =
+            RouterOptions::from_lookup(|k| (k == "LEAKSCOPE_DASHBOARD_TOKEN").then(String::new));
+        assert_eq!(o.bearer_token, None, "an empty token is none");
+        assert!(!o.allow_non_loopback && o.allowed_hosts.is_empty());
+        let e = RouterOptions::new()
+            .allowed_hosts("ok.example, *.example")
+            .expect_err("a wildcard");
+        assert_eq!(e.entry, "*.example");
+    }
+}

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
@@ -172,3 +172,129 @@ pub(crate) fn metric(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// The most a response may hold in these tests (the largest page of a test process is far
+/// smaller): more means something echoes or grows without bound.
+pub(crate) const MAX_RESPONSE: usize = 4 << 20;
+
+/// Sends raw bytes to `to` over a real socket and reads the answer: to the end (the request
+/// should say `Connection: close`), or only its head for a live stream. `None` when the server
+/// closed the connection without answering (what hyper does with some malformed requests).
+pub(crate) async fn http_raw(to: SocketAddr, request: &[u8]) -> Option<Reply> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(to).await.expect("connect");
+        // The server may answer and close before it read everything (a 431): not an error.
+        let _ = s.write_all(request).await;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            assert!(
+                buf.len() <= MAX_RESPONSE,
+                "a response over {MAX_RESPONSE} bytes"
+            );
+            if let Some(r) = parse_reply(&buf, false)
+                && r.header("content-type") == "text/event-stream"
+            {
+                return buf;
+            }
+        }
+        buf
+    };
+    let buf = tokio::time::timeout(DEADLINE, io)
+        .await
+        .expect("an answer within the deadline");
+    parse_reply(&buf, true)
+}
+
+/// `request` (a head ending in a blank line; `Connection: close` is added) to `to`.
+pub(crate) async fn http(to: SocketAddr, request: &str) -> Reply {
+    let request = request.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+    http_raw(to, request.as_bytes())
+        .await
+        .unwrap_or_else(|| panic!("no answer to {request:?}"))
+}
+
+/// Parses an HTTP/1.x response; with `complete`, the body is what follows the head (decoded
+/// when chunked), else `None` until the head is complete.
+fn parse_reply(raw: &[u8], complete: bool) -> Option<Reply> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).expect("an ASCII head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let code: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = HeaderMap::new();
+    for l in lines {
+        let (k, v) = l.split_once(':').expect("a header line");
+        headers.append(
+            axum::http::HeaderName::from_bytes(k.trim().as_bytes()).expect("a header name"),
+            v.trim().parse().expect("a header value"),
+        );
+    }
+    let mut body = raw[end + 4..].to_vec();
+    if complete
+        && headers
+            .get("transfer-encoding")
+            .is_some_and(|v| v == "chunked")
+    {
+        body = dechunk(&body);
+    }
+    Some(Reply {
+        status: StatusCode::from_u16(code).expect("a status"),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&raw[..eol]).expect("a chunk size");
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .expect("a hex chunk size");
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            break;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// Serves `app` on `addr` with the peer's address (`ConnectInfo<SocketAddr>`); returns the
+/// bound address. The server runs until the test's runtime shuts down.
+pub(crate) async fn serve_with_peers(addr: SocketAddr, app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    let bound = listener.local_addr().expect("addr");
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    bound
+}
+
+/// An app that nests the dashboard and also says which peer it saw.
+pub(crate) fn app(opts: leakscope_dashboard::RouterOptions) -> Router {
+    Router::new()
+        .route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.to_string()
+            }),
+        )
+        .nest("/_leakscope", leakscope_dashboard::router_with(opts))
+}
+
+/// `GET path` naming `host`.
+pub(crate) fn get_req(path: &str, host: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
+}
+
+/// Every interface, any port.
+pub(crate) const ANY: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+/// 127.0.0.1, any port.
+pub(crate) const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
