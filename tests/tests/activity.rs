@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn overview_html() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = leakscope_dashboard::router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app =
+        leakscope_dashboard::router().into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");

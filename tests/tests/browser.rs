@@ -219,7 +219,11 @@ async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Resu
 
 /// The body text of the current page.
 async fn body_text(client: &Client) -> Result<String, String> {
-    let v = script(client, "return document.body ? document.body.innerText : '';").await?;
+    let v = script(
+        client,
+        "return document.body ? document.body.innerText : '';",
+    )
+    .await?;
     Ok(v.as_str().unwrap_or("").to_owned())
 }
 
@@ -234,7 +238,10 @@ async fn browser_cannot_be_abused(client: &Client, dashboard: SocketAddr) -> Res
         ),
     )
     .await?;
-    let task = task.as_str().ok_or("no orphan row with a task id")?.to_owned();
+    let task = task
+        .as_str()
+        .ok_or("no orphan row with a task id")?
+        .to_owned();
     let page = format!("http://{dashboard}/task/{task}");
     client
         .goto(&page)
