@@ -26,6 +26,8 @@ pub struct Config {
     pub unread_hint: Duration,
     /// See [`Builder::tcp_keepalive`].
     pub tcp_keepalive: Option<Duration>,
+    /// See [`Builder::zombie_scan`].
+    pub zombie_scan: Duration,
 }
 
 impl Config {
@@ -53,6 +55,9 @@ impl Config {
     /// By default, an open connection with live tasks whose socket nobody has been reading
     /// for this long gets a "not read for N s" hint.
     pub const DEFAULT_UNREAD_HINT: Duration = Duration::from_secs(30);
+    /// By default, the kernel's TCP table is read this often while sockets are watched for
+    /// zombies (a zombie is found within about three scans of its peer's close).
+    pub const DEFAULT_ZOMBIE_SCAN: Duration = Duration::from_millis(250);
 }
 
 impl Default for Config {
@@ -68,6 +73,7 @@ impl Default for Config {
             sample_bytes: Config::DEFAULT_SAMPLE_BYTES,
             unread_hint: Config::DEFAULT_UNREAD_HINT,
             tcp_keepalive: None,
+            zombie_scan: Config::DEFAULT_ZOMBIE_SCAN,
         }
     }
 }
@@ -117,7 +123,7 @@ impl Builder {
     /// Defaults overridden by `LEAKSCOPE_GRACE_MS`, `LEAKSCOPE_RETENTION_MS`,
     /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING`, `LEAKSCOPE_RETAINED_BYTES` and
     /// `LEAKSCOPE_MAX_TRACKED`, `LEAKSCOPE_SAMPLE_BYTES`, `LEAKSCOPE_UNREAD_HINT_MS` and
-    /// `LEAKSCOPE_TCP_KEEPALIVE_SECS` (0: off).
+    /// `LEAKSCOPE_TCP_KEEPALIVE_SECS` (0: off), `LEAKSCOPE_ZOMBIE_SCAN_MS` (0: off).
     /// A variable that does not parse is ignored with a warning (printed and shown in the
     /// snapshot); the default stays.
     pub fn from_env() -> Self {
@@ -162,6 +168,9 @@ impl Builder {
         }
         if let Some(v) = num("LEAKSCOPE_UNREAD_HINT_MS", 1) {
             self.config.unread_hint = Duration::from_millis(v);
+        }
+        if let Some(v) = num("LEAKSCOPE_ZOMBIE_SCAN_MS", 0) {
+            self.config.zombie_scan = Duration::from_millis(v);
         }
         if let Some(v) = num("LEAKSCOPE_TCP_KEEPALIVE_SECS", 0) {
             self.config.tcp_keepalive = (v > 0).then(|| Duration::from_secs(v));
@@ -247,6 +256,16 @@ impl Builder {
     /// the kernel and found as a zombie. Off by default. `LEAKSCOPE_TCP_KEEPALIVE_SECS`.
     pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
         self.config.tcp_keepalive = idle;
+        self
+    }
+
+    /// How often the zombie watcher reads the kernel's TCP table while sockets are watched
+    /// (see the README's "zombie sockets"): each scan costs kernel time in proportion to the
+    /// host's TCP sockets (measured in docs/benchmarks.md); a zombie is found within about
+    /// three scans of its peer's close. `Duration::ZERO` turns the watcher off. By default,
+    /// [`Config::DEFAULT_ZOMBIE_SCAN`].
+    pub fn zombie_scan(mut self, every: Duration) -> Self {
+        self.config.zombie_scan = every;
         self
     }
 

@@ -13,8 +13,8 @@
 //! poll in between, makes the connection a *zombie*: closed for
 //! the orphan rule from the first of the two scans, with reason "peer left, never read". This
 //! reads no byte of the socket, so it never takes the application's read readiness or waker.
-//! The cost is one scan of the host's TCP table every [`SCAN`] while any socket is watched
-//! (measured in docs/benchmarks.md). Elsewhere than Linux the watcher is off and says so.
+//! The cost is one scan of the host's TCP table every `Config::zombie_scan` (250 ms) while
+//! any socket is watched (measured in docs/benchmarks.md). Elsewhere than Linux the watcher is off and says so.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -25,8 +25,6 @@ use std::time::Duration;
 use super::live::Inner;
 use crate::clock;
 
-/// How often the watcher scans the kernel's TCP table.
-pub(crate) const SCAN: Duration = Duration::from_millis(250);
 /// How long a peer's close must stay unread before the connection is a zombie.
 pub(crate) const CONFIRM: Duration = Duration::from_millis(400);
 
@@ -81,6 +79,8 @@ impl ReadWatch {
 struct Watched {
     conn: Weak<Inner>,
     inode: u64,
+    /// Listed in `/proc/net/tcp6` (else `/proc/net/tcp`).
+    v6: bool,
     /// (read polls, coarse ms) when its peer's close was first seen unread.
     suspect: Option<(u64, u64)>,
 }
@@ -103,6 +103,9 @@ pub(crate) fn socket(conn: &Arc<Inner>, stream: &dyn Any) {
             warn_once(format!("TCP keepalive could not be set: {e}"));
         }
     }
+    if cfg.zombie_scan.is_zero() {
+        return;
+    }
     let Some(inode) = inode_of(tcp) else {
         warn_once(
             "zombie sockets are not detected here (no /proc/self/fd): connections whose peer \
@@ -115,9 +118,12 @@ pub(crate) fn socket(conn: &Arc<Inner>, stream: &dyn Any) {
         warn_once(format!("zombie watcher not started: {e}"));
         return;
     }
+    // An IPv4-mapped address is an IPv6 socket: it is listed in tcp6.
+    let v6 = tcp.local_addr().is_ok_and(|a| a.is_ipv6());
     lock().push(Watched {
         conn: Arc::downgrade(conn),
         inode,
+        v6,
         suspect: None,
     });
 }
@@ -147,10 +153,12 @@ fn start() -> Result<(), String> {
     std::thread::Builder::new()
         .name("leakscope-zombies".into())
         .spawn(|| {
+            let mut buf = Vec::new();
+            let every = crate::collector::get().config.zombie_scan;
             loop {
-                std::thread::sleep(SCAN);
+                std::thread::sleep(every);
                 let _g = crate::tag::untracked();
-                scan();
+                scan(&mut buf);
             }
         })
         .map(drop)
@@ -158,11 +166,15 @@ fn start() -> Result<(), String> {
 }
 
 /// One pass: forgets closed connections, reads the kernel's table, judges the rest.
-fn scan() {
-    if lock().is_empty() {
+fn scan(buf: &mut Vec<u8>) {
+    let (v4, v6) = {
+        let w = lock();
+        (w.iter().any(|w| !w.v6), w.iter().any(|w| w.v6))
+    };
+    if !(v4 || v6) {
         return;
     }
-    let Some(states) = kernel_states() else {
+    let Some(states) = kernel_states(buf, v4, v6) else {
         return;
     };
     let now = clock::coarse_ms();
@@ -204,13 +216,20 @@ fn peer_gone(state: u8) -> bool {
 }
 
 /// inode -> TCP state of every socket of the host (IPv4 and IPv6); `None` if the table could
-/// not be read (then nothing is judged: an unreadable table is not a reset).
-fn kernel_states() -> Option<HashMap<u64, u8>> {
+/// not be read (then nothing is judged: an unreadable table is not a reset). `buf` is reused
+/// from scan to scan; large reads make the kernel resume its walk of the table less often.
+fn kernel_states(buf: &mut Vec<u8>, v4: bool, v6: bool) -> Option<HashMap<u64, u8>> {
+    use std::io::Read;
     let mut out = HashMap::new();
     let mut read = false;
-    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            parse_table(&text, &mut out);
+    // Each file walks the whole (shared) table: read only the families watched.
+    let paths = [("/proc/net/tcp", v4), ("/proc/net/tcp6", v6)];
+    for path in paths.iter().filter(|p| p.1).map(|p| p.0) {
+        buf.clear();
+        buf.reserve(1 << 20);
+        let ok = std::fs::File::open(path).and_then(|mut f| f.read_to_end(buf));
+        if ok.is_ok() {
+            parse_table(&String::from_utf8_lossy(buf), &mut out);
             read = true;
         }
     }
