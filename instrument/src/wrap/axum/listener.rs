@@ -8,8 +8,20 @@ use axum::serve::Listener;
 /// the connection's, and a [`WebSocketUpgrade`](super::WebSocketUpgrade) on that connection
 /// reuses it (one TCP connection, one entry). The connection closes with the socket.
 ///
-/// axum's `ConnectInfo<SocketAddr>` is implemented only for its own listener types, so it is
-/// not available through this wrapper; the peer address is recorded in the snapshot instead.
+/// axum's `ConnectInfo<SocketAddr>` is implemented only for its own listener types, so this
+/// wrapper alone gives none (the peer address is recorded in the snapshot). axum's `tap_io`
+/// adapter gives it back, for handlers and for leakscope's dashboard, which serves loopback
+/// peers only when no token is configured:
+///
+/// ```no_run
+/// use axum::serve::ListenerExt;
+/// # async fn run(app: axum::Router) {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+/// let listener = leakscope::axum::track_listener(listener).tap_io(|_| ());
+/// let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+/// axum::serve(listener, app).await.unwrap();
+/// # }
+/// ```
 pub fn track_listener<L>(listener: L) -> impl Listener<Addr = L::Addr>
 where
     L: Listener,
