@@ -11,7 +11,7 @@ use leakscope_dashboard::{RouterOptions, router, router_with};
 #[test]
 fn a_token_guards_every_route() {
     run(async {
-        let (conn, _) = make_orphan("routes/token").await;
+        let (conn, task) = make_orphan("routes/token").await;
         let app = router_with(RouterOptions::new().bearer_token("s3cret tok"));
         for uri in [
             "/",
@@ -67,6 +67,18 @@ fn a_token_guards_every_route() {
         let r = get(&app, &format!("/conn/{conn}?token=s3cret%20tok")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(r.body.contains(r#"href="../?token=s3cret+tok""#));
+        // The task page's button posts with the token too.
+        let r = get(&app, &format!("/task/{task}?token=s3cret+tok")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if cfg!(feature = "taskdump") {
+            let form = r#"<form method="post" action="?dump=1&#38;token=s3cret+tok#dump">"#;
+            assert!(r.body.contains(form), "{}", r.body);
+            let uri = format!("/task/{task}?dump=1&token=s3cret+tok");
+            let headers = [("sec-fetch-site", "same-origin")];
+            let r = request(&app, Method::POST, &uri, &headers).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert!(r.body.contains(r#"id="dump-text""#), "{}", r.body);
+        }
     });
 }
 
