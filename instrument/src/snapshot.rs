@@ -3,11 +3,15 @@
 //! These types are the public JSON contract of `GET /api/snapshot`. Field names never change;
 //! new fields may be added (the structs are `#[non_exhaustive]`).
 
+mod fixes;
 mod read;
 mod verdicts;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "enabled")]
+pub(crate) use fixes::fill as fill_fixes;
+pub use fixes::{FixHint, FixPattern, pattern_of_trace};
 pub use verdicts::{AllocationSite, RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Which tracking mode is active.
@@ -360,40 +364,4 @@ pub enum ProfileOf {
     Connection(u64),
     /// The listed connections of one route (label).
     Route(String),
-}
-
-impl Snapshot {
-    /// An empty snapshot in the given mode.
-    pub fn empty(mode: Mode, grace_ms: u64) -> Self {
-        Snapshot {
-            mode,
-            mode_limits: mode.limits().to_owned(),
-            grace_ms,
-            retained_bytes_threshold: 0,
-            taken_at_ms: crate::clock::now_ms(),
-            connections: Vec::new(),
-            tasks: Vec::new(),
-            totals: Totals::default(),
-            heap: HeapTotals::default(),
-            warnings: Vec::new(),
-            max_tracked_connections: 0,
-            signatures: Vec::new(),
-            routes: Vec::new(),
-        }
-    }
-
-    /// The orphan tasks, oldest close first.
-    pub fn orphans(&self) -> impl Iterator<Item = &TaskInfo> {
-        self.tasks.iter().filter(|t| t.orphan)
-    }
-
-    /// The connection with this id, if still tracked.
-    pub fn connection(&self, id: u64) -> Option<&ConnectionInfo> {
-        self.connections.iter().find(|c| c.id == id)
-    }
-
-    /// The tasks of one connection.
-    pub fn tasks_of(&self, conn_id: u64) -> impl Iterator<Item = &TaskInfo> {
-        self.tasks.iter().filter(move |t| t.conn_id == conn_id)
-    }
 }

@@ -173,13 +173,17 @@ pub fn tasks_of(id: u64) -> Vec<leakscope::TaskInfo> {
         .collect()
 }
 
-/// Runs `fut` on a fresh multi-thread runtime with leakscope's hooks (2 workers).
+/// Runs `fut` on a fresh multi-thread runtime with leakscope's hooks (2 workers). Tests leak
+/// tasks on purpose, blocking ones too: the runtime is shut down without waiting for them
+/// (dropping it would wait for a leaked blocking task forever).
 pub fn run<F: Future>(fut: F) -> F::Output {
-    leakscope::runtime()
+    let rt = leakscope::runtime()
         .worker_threads(2)
         .build()
-        .expect("runtime")
-        .block_on(fut)
+        .expect("runtime");
+    let out = rt.block_on(fut);
+    rt.shutdown_timeout(Duration::from_millis(500));
+    out
 }
 
 /// Whether this build sees plain `tokio::spawn` on the runtimes `run` builds (hooks mode). Known

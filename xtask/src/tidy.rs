@@ -9,7 +9,9 @@
 //! - every path ARCHITECTURE.md names exists;
 //! - the close reasons the snapshot documents are exactly the ones the wrappers emit;
 //! - the bit layouts the docs state match the code (a tag packs the generation at bit 32, the
-//!   allocator's lane relies on slots below 2^24).
+//!   allocator's lane relies on slots below 2^24);
+//! - every section `FixPattern::anchor` names exists in docs/fixes.md, and every code block of
+//!   docs/fixes.md appears verbatim in tests/tests/fixes.rs (where it is tested).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,7 @@ pub(crate) fn tidy() -> Result<(), String> {
     check_architecture(&root, &mut problems)?;
     check_close_reasons(&root, &files, &mut problems)?;
     check_bit_layouts(&root, &mut problems)?;
+    check_fixes(&root, &mut problems)?;
     if problems.is_empty() {
         eprintln!("xtask tidy: {} Rust files, all rules hold", files.len());
         Ok(())
@@ -243,6 +246,41 @@ fn check_bit_layouts(root: &Path, problems: &mut Vec<String>) -> Result<(), Stri
             "heap/batch.rs: the lane's CLOSED header relies on slots below 2^24 (config.rs clamps)"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+/// docs/fixes.md against the anchors leakscope links to and the tests that run its code.
+fn check_fixes(root: &Path, problems: &mut Vec<String>) -> Result<(), String> {
+    let doc = read(&root.join("docs/fixes.md"))?;
+    let tests = read(&root.join("tests/tests/fixes.rs"))?;
+    let code = read(&root.join("instrument/src/snapshot/fixes.rs"))?;
+    let headings: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_lowercase().replace(' ', "-"))
+        .collect();
+    for anchor in code
+        .lines()
+        .filter(|l| l.contains("=> \"") && l.contains("FixPattern::"))
+        .flat_map(|l| quoted(l).take(1).collect::<Vec<_>>())
+    {
+        if !headings.contains(&anchor) {
+            problems.push(format!(
+                "docs/fixes.md: no section for the anchor {anchor:?}"
+            ));
+        }
+    }
+    for block in doc.split("```rust\n").skip(1) {
+        let block = block.split("```").next().unwrap_or("");
+        for item in block.split("\n\n").map(str::trim).filter(|i| !i.is_empty()) {
+            if !tests.contains(item) {
+                let first = item.lines().next().unwrap_or("");
+                problems.push(format!(
+                    "docs/fixes.md: code not in tests/tests/fixes.rs (so not tested): {first}"
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -96,6 +96,7 @@ pub(super) fn signatures(
             first_seen_ms: 0,
             last_seen_ms: 0,
             started_by: None,
+            fix: None,
         })
         .collect();
     out.sort_by(|a, b| {

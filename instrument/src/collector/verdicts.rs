@@ -179,6 +179,7 @@ impl Judged {
                     first_seen_ms: stats.map_or(0, |st| st.first_seen_ms),
                     last_seen_ms: stats.map_or(0, |st| st.last_seen_ms),
                     started_by: stats.map(|st| st.first_conn.0),
+                    fix: None,
                 }
             })
             .collect();

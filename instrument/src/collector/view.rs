@@ -230,6 +230,7 @@ impl Frozen {
         let mut signatures = self.judged.signatures();
         let judged_of = |label: &str| self.judged.judged_of(label);
         signatures.extend(allocations::signatures(&connections, &routes, judged_of));
+        crate::snapshot::fill_fixes(&mut signatures, &tasks);
         if self.tracking {
             heap.untagged_live_bytes = self.slots.untagged().live_bytes();
             heap.evicted_live_bytes = self.slots.stale().live_bytes();

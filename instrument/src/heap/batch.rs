@@ -183,19 +183,7 @@ impl Cache {
 
     /// Counts one block into the cache (inside a region) or straight to the counters.
     fn count(&self, tag: Tag, bytes: u64, alloc: bool) {
-        let one = if alloc {
-            Delta {
-                alloc_bytes: bytes,
-                alloc_blocks: 1,
-                ..ZERO
-            }
-        } else {
-            Delta {
-                free_bytes: bytes,
-                free_blocks: 1,
-                ..ZERO
-            }
-        };
+        let one = one(bytes, alloc);
         if self.regions.get() == 0 {
             slots::apply(tag, &one);
             super::mark_tracking();
@@ -359,9 +347,9 @@ pub(crate) fn leave_scope(prev: Tag) {
     let _ = CACHE.try_with(|c| c.leave_scope(prev));
 }
 
-/// Applies one count directly, for the (theoretical) case of a missing thread-local.
-pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
-    let d = if alloc {
+/// One block of `bytes`, allocated or freed.
+fn one(bytes: u64, alloc: bool) -> Delta {
+    if alloc {
         Delta {
             alloc_bytes: bytes,
             alloc_blocks: 1,
@@ -373,8 +361,12 @@ pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
             free_blocks: 1,
             ..ZERO
         }
-    };
-    slots::apply(tag, &d);
+    }
+}
+
+/// Applies one count directly, for the (theoretical) case of a missing thread-local.
+pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
+    slots::apply(tag, &one(bytes, alloc));
 }
 
 /// Runs `f` as a nested section: what it allocates is nobody's and never sampled (an inner

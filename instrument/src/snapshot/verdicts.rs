@@ -55,6 +55,9 @@ pub struct Signature {
     /// The first connection that leaked from this site ("started by connection N" for a
     /// shared task).
     pub started_by: Option<u64>,
+    /// For a leak: its likely pattern and the section of `docs/fixes.md` with the fix.
+    #[serde(default)]
+    pub fix: Option<super::FixHint>,
 }
 
 /// One route's closed connections, and whether they keep bytes alive as a group: a slow leak
