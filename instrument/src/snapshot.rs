@@ -276,7 +276,8 @@ pub struct TaskInfo {
     #[serde(default)]
     pub polls: Option<u64>,
     /// Polls since its connection closed: 0 for an orphan *parked* since the close (waiting on
-    /// something that will never come), more for one *still running* (a loop that ticks).
+    /// something that will never come), more for one *still running* (a loop that ticks). A
+    /// first poll made after the close (a task spawned just before it) is not counted.
     #[serde(default)]
     pub polls_since_close: Option<u64>,
     /// When it was last polled (Unix ms, within 10 ms).

@@ -140,7 +140,7 @@ impl Frozen {
             polls: activity.map(|a| a.0),
             polls_since_close: activity
                 .zip(t.polls_at_close)
-                .map(|((polls, _), at)| polls.saturating_sub(at)),
+                .map(|((polls, _), at)| polls_since(polls, at)),
             last_poll_ms: activity.map(|a| a.1).filter(|&ms| ms != 0),
         }
     }
@@ -320,6 +320,14 @@ fn order_key(orphan: bool, outlived: Option<u64>, id: u64) -> u128 {
     (u128::from(orphan) << 127) | (outlived << 64) | u128::from(id)
 }
 
+/// Polls since the close, not counting a first poll made after it: a task spawned just before
+/// the close runs once to reach its await point, and is parked there as much as one that got
+/// there before.
+fn polls_since(polls: u64, at_close: u64) -> u64 {
+    let first_after = u64::from(at_close == 0 && polls > 0);
+    polls.saturating_sub(at_close) - first_after
+}
+
 /// Appends `n` in decimal without the formatting machinery.
 fn push_decimal(s: &mut String, mut n: u64) {
     let mut buf = [0u8; 20];
@@ -339,6 +347,15 @@ fn push_decimal(s: &mut String, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_first_poll_after_the_close_is_not_running() {
+        assert_eq!(polls_since(1, 0), 0);
+        assert_eq!(polls_since(0, 0), 0);
+        assert_eq!(polls_since(5, 0), 4);
+        assert_eq!(polls_since(3, 3), 0);
+        assert_eq!(polls_since(7, 3), 4);
+    }
 
     #[test]
     fn decimals_and_order_keys() {
