@@ -198,6 +198,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
         .route("/", get(pages::overview))
         .route("/conn/{id}", get(pages::connection))
         .route("/task/{id}", get(pages::task).post(pages::task_dump))
+        .route("/fixes", get(pages::fixes))
         .route("/api/snapshot", get(api::snapshot))
         .route("/api/history", get(api::history))
         .route("/api/events", get(live::events))
@@ -221,7 +222,8 @@ pub fn router_with(opts: RouterOptions) -> Router {
 async fn not_found() -> Response {
     DashError::not_found(
         "leakscope dashboard: no such page (the overview is the dashboard's root; \
-         see also api/snapshot, api/history, api/events, api/report, api/pprof, metrics, health)",
+         see also fixes, api/snapshot, api/history, api/events, api/report, api/pprof, metrics, \
+         health)",
     )
     .into_response()
 }

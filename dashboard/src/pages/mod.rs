@@ -3,12 +3,15 @@
 //! the token to carry on, and its query string.
 
 mod connection;
+mod fixes;
+mod markdown;
 mod overview;
 mod task;
 mod timeline;
 mod verdicts;
 
 pub(crate) use connection::connection;
+pub(crate) use fixes::fixes;
 pub(crate) use overview::overview;
 pub(crate) use task::{task, task_dump};
 
