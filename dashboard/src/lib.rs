@@ -20,8 +20,9 @@
 //! | route | what |
 //! |---|---|
 //! | `/` | overview: counters, leak signatures and routes, 10-minute charts, orphan tasks (live), connections (`?state=open\|closed\|leaking&label=..&page=N&per_page=M`) |
-//! | `/conn/{id}` | one connection: its tasks on a timeline, its bytes and where they were allocated |
+//! | `/conn/{id}` | one connection: its tasks on a timeline, its bytes and where they were allocated; a zombie or unread socket says so |
 //! | `/task/{id}` | one task; its button, a same-origin `POST`, adds its await-point backtrace (feature `taskdump`); a link (`GET ?dump=1`) takes none |
+//! | `/fixes` | how to fix each leak pattern (leakscope's `docs/fixes.md`); a signature's or an orphan's hint links to its section, `fixes#<anchor>` |
 //! | `/api/snapshot` | `leakscope::snapshot()` as JSON |
 //! | `/api/history` | the last 10 minutes of totals, one point per second, column by column |
 //! | `/api/events` | Server-Sent Events: a JSON summary every second (event `summary`) |

@@ -77,6 +77,25 @@ pub(crate) fn conn_state(c: &ConnectionInfo) -> &'static str {
     }
 }
 
+/// `zombie: peer left 3.2 s ago, never read` for a connection closed as a zombie (its peer
+/// left by FIN or RST while nobody read the socket), else `None`.
+pub(crate) fn zombie_text(now_ms: u64, c: &ConnectionInfo) -> Option<String> {
+    if !c.zombie {
+        return None;
+    }
+    Some(match c.zombie_since_ms.or(c.closed_at_ms) {
+        Some(t) => format!("zombie: peer left {}, never read", ago(now_ms, Some(t))),
+        None => "zombie: peer left, never read".to_owned(),
+    })
+}
+
+/// `not read for 12.3 s` for an open connection with live tasks whose socket nobody reads
+/// (`ConnectionInfo::not_read_for_ms`), else `None`.
+pub(crate) fn unread_text(c: &ConnectionInfo) -> Option<String> {
+    c.not_read_for_ms
+        .map(|ms| format!("not read for {}", duration_ms(ms)))
+}
+
 /// A task's state in words, as every page shows it: [`TaskInfo::state_text`], except for a
 /// shared global (alive past its connection's grace period, started lazily by it: not an
 /// orphan), which says what it is.
@@ -188,6 +207,16 @@ mod tests {
         assert_eq!(duration_ms(273_600_000), "3 d 04 h");
         assert_eq!(ago(5_000, Some(4_000)), "1.0 s ago");
         assert_eq!(ago(5_000, None), "-");
+        let mut c = crate::testing::connection(7);
+        assert_eq!((zombie_text(9_000, &c), unread_text(&c)), (None, None));
+        c.zombie = true;
+        c.zombie_since_ms = Some(5_800);
+        c.not_read_for_ms = Some(12_340);
+        assert_eq!(
+            zombie_text(9_000, &c).as_deref(),
+            Some("zombie: peer left 3.2 s ago, never read")
+        );
+        assert_eq!(unread_text(&c).as_deref(), Some("not read for 12.3 s"));
         assert_eq!(
             location(
                 "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/a.rs:1:2"

@@ -42,6 +42,10 @@ struct ConnPage {
     id: u64,
     label: String,
     state: &'static str,
+    /// `zombie: peer left N s ago, never read`.
+    zombie: Option<String>,
+    /// `not read for N s`.
+    unread: Option<String>,
     facts: Vec<Fact>,
     bytes: Vec<Fact>,
     heap_tracking: bool,
@@ -65,6 +69,7 @@ fn facts(c: &ConnectionInfo, now: u64) -> Vec<Fact> {
             c.close_reason.clone().unwrap_or_else(|| "-".to_owned()),
         ),
         fact("socket open for", view::duration_ms(open_for)),
+        fact("last read", view::ago(now, c.last_read_ms)),
         fact("live tasks", view::count(c.live_tasks)),
         fact("orphan tasks", view::count(c.orphan_tasks)).bad_if(c.orphan_tasks > 0),
         fact("tasks spawned", view::count(c.tasks_spawned)),
@@ -132,6 +137,8 @@ fn render(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askama::
         id: c.id,
         label: c.label.clone(),
         state: view::conn_state(c),
+        zombie: view::zombie_text(now, c),
+        unread: view::unread_text(c),
         facts: facts(c, now),
         bytes: bytes(c),
         heap_tracking: s.heap.tracking,

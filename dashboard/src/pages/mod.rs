@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::Uri;
 use axum::http::request::Parts;
-use leakscope::TaskInfo;
+use leakscope::{FixHint, TaskInfo};
 
 use crate::auth::TokenQuery;
 use crate::error::DashError;
@@ -108,6 +108,22 @@ fn fact(name: &'static str, value: impl Into<String>) -> Fact {
         name,
         value: value.into(),
         class: "",
+    }
+}
+
+/// A leak's likely pattern in one sentence and the link to its section of the fixes page.
+struct FixLink {
+    summary: String,
+    /// `fixes#<anchor>` from the page, with the token.
+    href: String,
+}
+
+impl FixLink {
+    fn new(h: &FixHint, ctx: &Ctx) -> FixLink {
+        FixLink {
+            summary: h.summary.clone(),
+            href: format!("{}fixes{}#{}", ctx.root, ctx.q1, h.pattern.anchor()),
+        }
     }
 }
 

@@ -129,6 +129,10 @@ struct ConnRow {
     orphan_tasks: u64,
     live_bytes: String,
     retained_bytes: String,
+    /// `zombie: peer left N s ago, never read`.
+    zombie: Option<String>,
+    /// `not read for N s`.
+    unread: Option<String>,
 }
 
 struct StateOption {
@@ -237,6 +241,8 @@ fn conn_row(now: u64, c: &ConnectionInfo) -> ConnRow {
         orphan_tasks: c.orphan_tasks,
         live_bytes: view::bytes(c.live_bytes),
         retained_bytes: view::bytes(c.retained_bytes),
+        zombie: view::zombie_text(now, c),
+        unread: view::unread_text(c),
     }
 }
 

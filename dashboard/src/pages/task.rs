@@ -10,7 +10,7 @@ use axum::response::Html;
 use leakscope::{Snapshot, TaskInfo, TaskState};
 
 use super::timeline::{self, Timeline};
-use super::{Ctx, Fact, fact, task_class};
+use super::{Ctx, Fact, FixLink, fact, task_class};
 use crate::dump::{self, DumpError};
 use crate::error::{DashError, DashResult};
 use crate::query::parse_id;
@@ -28,6 +28,10 @@ struct TaskPage {
     class: &'static str,
     alive: bool,
     facts: Vec<Fact>,
+    /// An orphan's likely pattern and its section of the fixes page.
+    fix: Option<FixLink>,
+    /// Whether the backtrace below named the pattern (else: parked or running since close).
+    fix_from_dump: bool,
     tl: Option<Timeline>,
     dump_available: bool,
     /// Asked for with `GET ?dump=1`, which takes no dump.
@@ -88,6 +92,11 @@ fn render(
         Some(Ok(text)) => (StatusCode::OK, Some(text), None),
         Some(Err(e)) => (e.status(), None, Some(e.message())),
     };
+    let hint = t.fix_hint(dump_text.as_deref());
+    let fix_from_dump = hint.as_ref().is_some_and(|h| {
+        dump_text.as_deref().and_then(leakscope::pattern_of_trace) == Some(h.pattern)
+    });
+    let fix = hint.as_ref().map(|h| FixLink::new(h, &ctx));
     let page = TaskPage {
         ctx,
         id: t.id,
@@ -98,6 +107,8 @@ fn render(
         class: task_class(t),
         alive: t.state == TaskState::Alive,
         facts: facts(t, now),
+        fix,
+        fix_from_dump,
         tl: conn.map(|c| timeline::build(c, &[t], now, s.grace_ms, 1)),
         dump_available: dump::AVAILABLE,
         dump_by_link: asked == Asked::Link,
@@ -151,4 +162,54 @@ pub(crate) async fn task(Path(raw): Path<String>, ctx: Ctx) -> TaskResponse {
 pub(crate) async fn task_dump(Path(raw): Path<String>, ctx: Ctx) -> TaskResponse {
     ctx.params(&["dump"])?;
     respond(raw, ctx, Asked::Dump).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Uri;
+
+    use super::{Asked, Ctx, render};
+
+    /// An orphan parked since its connection's close.
+    fn orphan() -> leakscope::Snapshot {
+        crate::testing::snapshot(serde_json::json!({
+            "taken_at_ms": 10_000,
+            "tasks": [{
+                "id": 9, "conn_id": 1, "name": "conn=1 forwarder", "spawned_at": "src/chat.rs:40:9",
+                "state": "alive", "ended_by": null, "ended_by_exact": null,
+                "spawned_at_ms": 1_000, "ended_at_ms": null, "orphan": true,
+                "outlived_close_ms": 6_000, "detached": false, "kind": "async",
+                "polls": 3, "polls_since_close": 0, "last_poll_ms": 2_000
+            }]
+        }))
+    }
+
+    #[test]
+    fn an_orphan_names_its_fix_refined_by_its_backtrace() {
+        let s = orphan();
+        let uri: Uri = "/task/9".parse().unwrap();
+        let page = |dump: Option<&str>| {
+            let ctx = Ctx::new(&uri, &uri, None);
+            let dump = dump.map(|d| Ok(d.to_owned()));
+            render(ctx, &s, &s.tasks[0], dump, Asked::Dump).unwrap().1
+        };
+        let html = page(None);
+        assert!(
+            html.contains(r#"href="../fixes#parked-since-close""#),
+            "{html}"
+        );
+        assert!(html.contains("From what leakscope counts"), "{html}");
+        let html = page(Some(
+            "╼ forwarder\n  └╼ tokio::sync::broadcast::Receiver<T>::recv::{{closure}}",
+        ));
+        assert!(
+            html.contains(r#"href="../fixes#parked-on-a-channel-receive""#),
+            "{html}"
+        );
+        assert!(html.contains("From the await point the backtrace below names."));
+        assert!(
+            html.contains("broadcast::Receiver&#60;T&#62;"),
+            "the dump, escaped"
+        );
+    }
 }

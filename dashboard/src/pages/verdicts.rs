@@ -5,7 +5,7 @@
 
 use leakscope::{RouteInfo, Signature, SignatureKind, Snapshot, Verdict};
 
-use super::Ctx;
+use super::{Ctx, FixLink};
 use crate::view;
 
 /// Signature rows shown per table (leaks, shared); the rest are counted.
@@ -32,6 +32,8 @@ pub(super) struct SigRow {
     pub(super) last_seen: String,
     /// The first connection that leaked from the site (for a shared one: that started it).
     pub(super) started_by: Option<u64>,
+    /// A leak's likely pattern and its section of the fixes page.
+    pub(super) fix: Option<FixLink>,
 }
 
 /// One route.
@@ -97,6 +99,7 @@ fn sig_row(now: u64, s: &Signature, ctx: &Ctx) -> SigRow {
         first_seen: seen(s.first_seen_ms),
         last_seen: seen(s.last_seen_ms),
         started_by: s.started_by,
+        fix: s.fix.as_ref().map(|h| FixLink::new(h, ctx)),
     }
 }
 
@@ -172,6 +175,7 @@ mod tests {
     use axum::http::Uri;
 
     use super::{Ctx, Verdicts, build};
+    use crate::auth::TokenQuery;
 
     /// The overview's verdict sections alone.
     #[derive(Template)]
@@ -196,6 +200,15 @@ mod tests {
         })
     }
 
+    /// `sig` with a fix hint whose summary needs escaping.
+    fn fixed(mut sig: serde_json::Value) -> serde_json::Value {
+        sig["fix"] = serde_json::json!({
+            "pattern": "ticking-loop", "summary": "a loop <that> ticks",
+            "doc": "docs/fixes.md#a-loop-that-keeps-ticking"
+        });
+        sig
+    }
+
     fn route(label: &str, verdict: &str) -> serde_json::Value {
         serde_json::json!({
             "label": label, "connections_closed": 14, "connections_retaining": 12,
@@ -208,7 +221,7 @@ mod tests {
         let snap = crate::testing::snapshot(serde_json::json!({
             "taken_at_ms": 10_000,
             "signatures": [
-                sig("leak", "task", "src/chat.rs:63:9", "/ws/a&b", 5),
+                fixed(sig("leak", "task", "src/chat.rs:63:9", "/ws/a&b", 5)),
                 sig("shared", "task", "/root/.cargo/registry/src/index.crates.io-1/hyper-util-0.1.0/src/pool.rs:1:2", "/ws/fetch", 8),
                 sig("leak", "bytes", "src/keep.rs:10", "/ws/keep", 9),
             ],
@@ -227,6 +240,23 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(r#"<tr class="sig leak" data-label="/ws/keep" data-kind="bytes">"#));
+        // The likely pattern and its section of the fixes page; none given, none shown.
+        let fix = r#"<td class="fix"><span class="fix-summary">a loop &#60;that&#62; ticks</span> <a class="fix-link" href="fixes#a-loop-that-keeps-ticking">"#;
+        assert!(html.contains(fix), "{html}");
+        assert_eq!(html.matches(r#"class="fix-link""#).count(), 1, "{html}");
+        // Nested, opened with a token: the link stays under the prefix and carries it.
+        let (original, inner): (Uri, Uri) = ("/_leakscope".parse().unwrap(), "/".parse().unwrap());
+        let ctx = Ctx::new(&original, &inner, Some(&TokenQuery("token=a+b".into())));
+        let nested = Sections {
+            v: build(&snap, &ctx),
+            ctx,
+        }
+        .render()
+        .unwrap();
+        assert!(
+            nested.contains(r#"href="_leakscope/fixes?token=a+b#a-loop-that-keeps-ticking""#),
+            "{nested}"
+        );
         let shared = html.find(r#"id="shared-globals""#).expect("shared apart");
         assert!(html.find(leak).unwrap() < shared);
         let rest = &html[shared..html.find(r#"id="routes""#).unwrap()];
