@@ -120,7 +120,10 @@ fn a_leak_links_to_its_fix_from_the_overview_and_the_task_page() {
 
         let r = get(&app, "/?token=tok").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let sig = row(&r.body, r#"<tr class="sig leak" data-label="hints/parked""#);
+        let sig = row(
+            &r.body,
+            r#"<tr class="sig-fix leak" data-label="hints/parked""#,
+        );
         assert!(sig.contains(FixPattern::Parked.summary()), "{sig}");
         assert!(
             sig.contains(r#"<a class="fix-link" href="fixes?token=tok#parked-since-close">"#),

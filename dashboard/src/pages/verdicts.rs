@@ -241,8 +241,15 @@ mod tests {
         );
         assert!(html.contains(r#"<tr class="sig leak" data-label="/ws/keep" data-kind="bytes">"#));
         // The likely pattern and its section of the fixes page; none given, none shown.
-        let fix = r#"<td class="fix"><span class="fix-summary">a loop &#60;that&#62; ticks</span> <a class="fix-link" href="fixes#a-loop-that-keeps-ticking">"#;
+        let fix = r#"<td class="fix" colspan="9"><span class="fix-label">likely cause:</span> <span class="fix-summary">a loop &#60;that&#62; ticks</span> <a class="fix-link" href="fixes#a-loop-that-keeps-ticking">"#;
         assert!(html.contains(fix), "{html}");
+        let under = r#"<tr class="sig-fix leak" data-label="/ws/a&#38;b" data-kind="task">"#;
+        let (row_at, fix_at) = (html.find(leak).unwrap(), html.find(under).expect("fix row"));
+        assert!(row_at < fix_at, "under its signature");
+        assert!(
+            !html[row_at + 1..fix_at].contains(r#"<tr class="sig "#),
+            "right under"
+        );
         assert_eq!(html.matches(r#"class="fix-link""#).count(), 1, "{html}");
         // Nested, opened with a token: the link stays under the prefix and carries it.
         let (original, inner): (Uri, Uri) = ("/_leakscope".parse().unwrap(), "/".parse().unwrap());
