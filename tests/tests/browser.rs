@@ -7,124 +7,39 @@
 //! Then what a browser may do to it: the task page's own POST passes the same-origin check, a
 //! form posted from another site (a `data:` page) is refused, and a page served under a name
 //! that resolves to 127.0.0.1 (DNS rebinding, through Chromium's `--host-resolver-rules`) is
-//! refused with 421.
+//! refused with 421. Last, beyond red rows: a WebSocket held unread by a task
+//! (`browser/hints.rs`), whose client left by FIN at the start, shows its zombie badge on the
+//! overview and on its page; and the forwarder's signature names its likely pattern, whose
+//! link opens the fixes page at that section.
 //!
 //! Needs `chromium` and `chromedriver` (`apt-get install -y chromium chromium-driver`; or set
 //! `CHROMIUM` / `CHROMEDRIVER` to their paths). Without them the test is skipped with a loud
 //! message, except under `CI=true`, where it fails.
 
+#[path = "browser/hints.rs"]
+mod hints;
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use futures_util::FutureExt;
 use leakscope_tests::{run, serve_chat};
 use leaky_chat::load::{Ending, one_client};
 use serde_json::json;
+use webdriver::*;
 
 const GRACE: Duration = Duration::from_millis(500);
-const DEADLINE: Duration = Duration::from_secs(30);
 const LEAKY: &str = "/ws/leaky/forwarder";
 /// A name Chromium resolves to 127.0.0.1, as an attacker's DNS would after rebinding.
 const REBOUND: &str = "rebound.leakscope.test";
 const CLEAN: &str = "/ws";
-
-/// `name`'s path: `$env` if set, else the first match on `PATH`.
-fn find(env: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
-/// Kills chromedriver and removes the browser profile, also when the test fails.
-struct Driver {
-    child: Child,
-    profile: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, or fails after [`DEADLINE`].
-async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, String>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out after {DEADLINE:?} waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn count(client: &Client, css: &str) -> Result<usize, String> {
-    client
-        .find_all(Locator::Css(css))
-        .await
-        .map(|v| v.len())
-        .map_err(|e| format!("find {css}: {e}"))
-}
-
-async fn script(client: &Client, js: &str) -> Result<serde_json::Value, String> {
-    client
-        .execute(js, vec![])
-        .await
-        .map_err(|e| format!("script {js:?}: {e}"))
-}
-
-/// The text of the first element matching `css`.
-async fn text_of(client: &Client, css: &str) -> Result<String, String> {
-    let el = client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| format!("find {css}: {e}"))?;
-    el.text().await.map_err(|e| format!("text of {css}: {e}"))
-}
-
-/// Fails unless the first element matching `css` has a red background.
-async fn assert_red(client: &Client, css: &str) -> Result<(), String> {
-    let js = format!("return getComputedStyle(document.querySelector('{css}')).backgroundColor;");
-    let bg = script(client, &js).await?;
-    let rgb: Vec<u32> = bg
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches("rgb(")
-        .trim_end_matches(')')
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
-    assert!(
-        rgb.len() == 3 && rgb[0] > rgb[1] + 16 && rgb[0] > rgb[2] + 16,
-        "{css} is not red: {bg}"
-    );
-    Ok(())
-}
 
 /// The browser part; errors come back as text so the session is closed either way.
 async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Result<(), String> {
@@ -144,6 +59,8 @@ async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Resu
         "no orphan before any connection"
     );
     script(client, "window.__leakscopeE2E = 'same page'; return true;").await?;
+    // A socket held unread whose peer leaves: a zombie by the time the leak shows.
+    let zombie_peer = hints::leave_a_zombie().await?;
 
     one_client(chat, CLEAN, 2, Ending::CloseFrame).await?;
     one_client(chat, LEAKY, 2, Ending::CloseFrame).await?;
@@ -214,17 +131,9 @@ async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Resu
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard-e2e.png");
     std::fs::write(&out, png).map_err(|e| format!("write {}: {e}", out.display()))?;
     eprintln!("screenshot: {}", out.display());
-    browser_cannot_be_abused(client, dashboard).await
-}
-
-/// The body text of the current page.
-async fn body_text(client: &Client) -> Result<String, String> {
-    let v = script(
-        client,
-        "return document.body ? document.body.innerText : '';",
-    )
-    .await?;
-    Ok(v.as_str().unwrap_or("").to_owned())
+    browser_cannot_be_abused(client, dashboard).await?;
+    hints::zombie_badges(client, dashboard, &zombie_peer).await?;
+    hints::fix_link_opens_its_section(client, dashboard, LEAKY).await
 }
 
 /// The task dump's POST from the dashboard's own page passes; one from another site and a page
