@@ -13,7 +13,8 @@ use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::prelude::*;
 
-/// Installs a global tracing subscriber with console-subscriber's layer (listening on
+/// Installs a global tracing subscriber with leakscope's [`crate::layer`], console-subscriber's
+/// layer (listening on
 /// `127.0.0.1:6669`, or `TOKIO_CONSOLE_BIND`) and a formatting layer filtered by `RUST_LOG`
 /// (default `info`), whose own allocations are charged to no connection. Call it once in
 /// `main`, before building the runtime. Returns an error message if a global subscriber is
@@ -22,6 +23,7 @@ pub fn init() -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let subscriber = tracing_subscriber::registry()
+        .with(crate::layer())
         .with(console_subscriber::spawn())
         .with(tracing_subscriber::fmt::layer().with_filter(filter));
     tracing::subscriber::set_global_default(Untracked(subscriber))
@@ -32,6 +34,7 @@ pub fn init() -> Result<(), String> {
 /// [`crate::untracked`]). It does not forward `downcast_raw`, so tools that look the inner
 /// subscriber up through the global dispatcher (e.g. `tracing-error`'s `SpanTrace`) do not
 /// find it.
+#[derive(Debug)]
 pub struct Untracked<S>(pub S);
 
 impl<S: Subscriber> Subscriber for Untracked<S> {
@@ -45,7 +48,8 @@ impl<S: Subscriber> Subscriber for Untracked<S> {
         crate::untracked(|| self.0.enabled(m))
     }
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        crate::untracked(|| self.0.new_span(attrs))
+        // leakscope's layer attributes a blocking task to the code that spawned it.
+        crate::tag::layer::as_caller(|| crate::untracked(|| self.0.new_span(attrs)))
     }
     fn record(&self, span: &Id, values: &Record<'_>) {
         crate::untracked(|| self.0.record(span, values))
@@ -59,11 +63,13 @@ impl<S: Subscriber> Subscriber for Untracked<S> {
     fn event(&self, event: &Event<'_>) {
         crate::untracked(|| self.0.event(event))
     }
+    // Not untracked: leakscope's layer sets the connection of a blocking task entering its
+    // span (a span stack's growth is charged to whoever runs, once per thread).
     fn enter(&self, span: &Id) {
-        crate::untracked(|| self.0.enter(span))
+        self.0.enter(span)
     }
     fn exit(&self, span: &Id) {
-        crate::untracked(|| self.0.exit(span))
+        self.0.exit(span)
     }
     fn clone_span(&self, id: &Id) -> Id {
         crate::untracked(|| self.0.clone_span(id))

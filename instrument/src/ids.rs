@@ -70,6 +70,47 @@ impl Tag {
     }
 }
 
+/// A spawn site: `file:line:col` of the code that spawned a task. From a `Location` (spawn
+/// hooks and helpers) or from a span's fields (a plain `spawn_blocking` seen by the tracing
+/// layer, its file name interned).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Site {
+    file: &'static str,
+    line: u32,
+    col: u32,
+}
+
+impl Site {
+    pub(crate) const fn new(file: &'static str, line: u32, col: u32) -> Site {
+        Site { file, line, col }
+    }
+
+    pub(crate) fn file(self) -> &'static str {
+        self.file
+    }
+
+    pub(crate) fn line(self) -> u32 {
+        self.line
+    }
+
+    /// A cheap key: one site has one file string (the compiler's, or the interned one).
+    pub(crate) fn key(self) -> (usize, u32, u32) {
+        (self.file.as_ptr() as usize, self.line, self.col)
+    }
+}
+
+impl From<&'static std::panic::Location<'static>> for Site {
+    fn from(l: &'static std::panic::Location<'static>) -> Site {
+        Site::new(l.file(), l.line(), l.column())
+    }
+}
+
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
 /// leakscope's id of a connection: process-wide, never reused (`ConnectionInfo::id`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub(crate) struct ConnId(pub(crate) u64);

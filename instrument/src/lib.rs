@@ -49,6 +49,7 @@ pub use snapshot::{
     Totals, Verdict, pattern_of_trace,
 };
 pub use tag::hooks::{RuntimeBuilderExt, UserHooks, runtime};
+pub use tag::layer::{Layer, layer};
 pub use tag::spawn::{spawn, spawn_blocking, spawn_detached, spawn_named};
 pub use verify::{Mark, OrphanReport, Verify, assert_no_orphans};
 pub use wrap::conn::{Connection, Scoped, scope};

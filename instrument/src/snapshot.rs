@@ -41,8 +41,9 @@ impl Mode {
     pub fn limits(self) -> &'static str {
         match self {
             Mode::Hooks => {
-                "Sees every task spawned while a connection's code runs, except spawn_blocking \
-                 closures started with plain tokio::task::spawn_blocking and LocalSet tasks."
+                "Sees every task spawned while a connection's code runs, except LocalSet tasks \
+                 (tokio runs no hooks for them) and a plain tokio::task::spawn_blocking without \
+                 leakscope::layer() in the tracing subscriber."
             }
             Mode::ExplicitSpawn => {
                 "Sees only tasks spawned with leakscope::spawn; plain tokio::spawn (also inside \

@@ -181,9 +181,11 @@ pub fn run<F: Future>(fut: F) -> F::Output {
         .worker_threads(2)
         .build()
         .expect("runtime");
-    let out = rt.block_on(fut);
+    // A failing test panics out of `block_on`: the runtime is shut down the same way before
+    // the panic goes on (an unwinding drop would wait for the leaked tasks).
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(fut)));
     rt.shutdown_timeout(Duration::from_millis(500));
-    out
+    out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Whether this build sees plain `tokio::spawn` on the runtimes `run` builds (hooks mode). Known

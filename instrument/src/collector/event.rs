@@ -2,10 +2,9 @@
 //! [`State::apply`](super::State::apply). Wrappers, hooks and spawn helpers only produce
 //! events; nothing else mutates the state.
 
-use std::panic::Location;
 use std::sync::Arc;
 
-use crate::ids::{ConnId, Tag, TaskId};
+use crate::ids::{ConnId, Site, Tag, TaskId};
 use crate::snapshot::EndedBy;
 use crate::wrap::watch::ReadWatch;
 
@@ -55,7 +54,7 @@ pub(crate) enum Event {
     TaskSpawned {
         tag: Tag,
         task: TaskId,
-        location: &'static Location<'static>,
+        location: Site,
         info: SpawnInfo,
     },
     /// A task ended.

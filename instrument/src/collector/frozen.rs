@@ -3,13 +3,12 @@
 //! the lock.
 
 use crate::wrap::watch::{ReadWatch, Reads};
-use std::panic::Location;
 use std::sync::Arc;
 
 use super::state::{Class, Conn, Counters, State, Task};
 use super::verdicts::Judged;
 use crate::heap::slots::SlotTable;
-use crate::ids::{ConnId, Tag, TaskId};
+use crate::ids::{ConnId, Site, Tag, TaskId};
 use crate::snapshot::EndedBy;
 
 /// A connection, copied.
@@ -50,7 +49,7 @@ pub(super) struct TaskRow {
     pub(super) id: u64,
     pub(super) conn_id: u64,
     pub(super) name: Option<Arc<str>>,
-    pub(super) location: &'static Location<'static>,
+    pub(super) location: Site,
     pub(super) spawned_at_ms: u64,
     pub(super) ended_at_ms: Option<u64>,
     pub(super) ended_by: Option<EndedBy>,

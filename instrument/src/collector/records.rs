@@ -3,10 +3,9 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::panic::Location;
 use std::sync::Arc;
 
-use crate::ids::{ConnId, Tag, TaskId};
+use crate::ids::{ConnId, Site, Tag, TaskId};
 use crate::snapshot::EndedBy;
 use crate::wrap::watch::ReadWatch;
 
@@ -81,7 +80,7 @@ pub(crate) struct Task {
     pub id: TaskId,
     pub conn_id: ConnId,
     pub name: Option<Arc<str>>,
-    pub location: &'static Location<'static>,
+    pub location: Site,
     pub spawned_at_ms: u64,
     pub ended_at_ms: Option<u64>,
     pub ended_by: Option<EndedBy>,

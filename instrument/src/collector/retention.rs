@@ -16,10 +16,8 @@
 //!   the oldest leaking one is folded; only when every slot is open or in grace is the new
 //!   connection left without a slot (counted, and a warning says so).
 
-use std::panic::Location;
-
 use super::state::{Class, State};
-use crate::ids::ConnId;
+use crate::ids::{ConnId, Site};
 
 impl State {
     fn grace_ms(&self) -> u64 {
@@ -91,14 +89,14 @@ impl State {
     /// Remembers, per route and spawn site, what a connection being judged left behind.
     fn record_verdict(&mut self, id: ConnId, now: u64) {
         let Some(c) = self.conns.get(&id) else { return };
-        let mut leaked_from: Vec<&'static Location<'static>> = c
+        let mut leaked_from: Vec<Site> = c
             .alive_ids
             .iter()
             .filter_map(|t| self.tasks.get(t))
             .filter(|t| !t.detached)
             .map(|t| t.location)
             .collect();
-        leaked_from.sort_unstable_by_key(|l| (l.file(), l.line(), l.column()));
+        leaked_from.sort_unstable_by_key(|l| (l.file(), l.line(), l.to_string()));
         leaked_from.dedup();
         let label = c.label.clone();
         if self.sites.judged(id, &label, &leaked_from, now) {

@@ -13,10 +13,9 @@
 //! says so.
 
 use std::collections::HashMap;
-use std::panic::Location;
 use std::sync::Arc;
 
-use crate::ids::ConnId;
+use crate::ids::{ConnId, Site};
 
 /// Other connections of a route judged clean of a site before its single leak counts as shared.
 pub(crate) const SHARED_AFTER: u64 = 3;
@@ -24,7 +23,7 @@ pub(crate) const MAX_LABELS: usize = 1024;
 pub(crate) const MAX_SITES: usize = 4096;
 
 /// A spawn site on a route.
-pub(crate) type SiteKey = (&'static Location<'static>, Arc<str>);
+pub(crate) type SiteKey = (Site, Arc<str>);
 
 /// One site's history on one route.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +51,7 @@ impl Sites {
         &mut self,
         conn: ConnId,
         label: &Arc<str>,
-        leaked_from: &[&'static Location<'static>],
+        leaked_from: &[Site],
         now: u64,
     ) -> bool {
         let before = self.full;
@@ -98,7 +97,7 @@ impl Sites {
     }
 
     /// Whether orphans of `site` on route `label` are a shared (global) task.
-    pub(crate) fn is_shared(&self, site: &'static Location<'static>, label: &Arc<str>) -> bool {
+    pub(crate) fn is_shared(&self, site: Site, label: &Arc<str>) -> bool {
         let Some(s) = self.sites.get(&(site, label.clone())) else {
             return false;
         };
@@ -117,7 +116,7 @@ mod tests {
 
     #[test]
     fn one_leak_among_enough_clean_connections_is_shared_until_a_second_leak() {
-        let site = Location::caller();
+        let site = Site::from(std::panic::Location::caller());
         let route: Arc<str> = "/r".into();
         let mut s = Sites::default();
         s.judged(ConnId(1), &route, &[site], 10);

@@ -1,12 +1,10 @@
 //! Task events: announced (explicit-spawn), spawned, ended. A task of a connection whose
 //! details were folded (or ignored) is counted in the folded set, so totals stay exact.
 
-use std::panic::Location;
-
 use super::event::SpawnInfo;
 use super::records::{FoldedTask, Task};
 use super::state::State;
-use crate::ids::{Tag, TaskId};
+use crate::ids::{Site, Tag, TaskId};
 use crate::snapshot::EndedBy;
 
 impl State {
@@ -28,7 +26,7 @@ impl State {
         &mut self,
         t: Tag,
         task: TaskId,
-        location: &'static Location<'static>,
+        location: Site,
         info: SpawnInfo,
         now: u64,
     ) {

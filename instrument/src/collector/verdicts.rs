@@ -16,11 +16,11 @@
 //! clears).
 
 use std::collections::HashMap;
-use std::panic::Location;
 use std::sync::Arc;
 
 use super::sites::{SiteKey, SiteStats};
 use super::state::{HashMap as IdMap, State};
+use crate::ids::Site;
 use crate::snapshot::{RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Judged connections a route needs before it gets a verdict.
@@ -42,17 +42,17 @@ struct SigAgg {
 /// A route: judged since start, and its listed judged connections as (closed at, retained).
 type RouteAgg = (u64, Vec<(u64, u64)>);
 
-/// A site's address: `Location::caller()` hands out one static per call site (rarely more than
-/// one, across codegen units: `signatures` merges those by value).
-fn addr(site: &'static Location<'static>) -> usize {
-    std::ptr::from_ref(site) as usize
+/// A site's cheap key: one file string per site (rarely more than one, across codegen units:
+/// `signatures` merges those by value).
+fn addr(site: Site) -> (usize, u32, u32) {
+    site.key()
 }
 
 /// What the verdicts need, copied under the lock.
 #[derive(Default)]
 pub(super) struct Judged {
     /// Shared sites: site address -> routes.
-    shared: HashMap<usize, Vec<Arc<str>>>,
+    shared: HashMap<(usize, u32, u32), Vec<Arc<str>>>,
     /// Connection id -> its alive tasks that are shared globals.
     pub(super) shared_alive: IdMap<u64, u64>,
     sigs: Vec<SigAgg>,
@@ -72,7 +72,7 @@ impl Judged {
         let mut j = Judged::default();
         let want_tasks = signatures || st.sites.any_shared();
         // route -> site address -> index in `sigs`
-        let mut index: HashMap<&str, IdMap<usize, usize>> = HashMap::new();
+        let mut index: HashMap<&str, IdMap<(usize, u32, u32), usize>> = HashMap::new();
         let mut seen: Vec<usize> = Vec::new();
         for c in st.conns.values() {
             let Some(closed) = c.closed_at_ms.filter(|&t| now.saturating_sub(t) > grace) else {
@@ -136,7 +136,7 @@ impl Judged {
     }
 
     /// Whether a task spawned at `site` by a connection of `label` is a shared global.
-    pub(super) fn is_shared(&self, site: &'static Location<'static>, label: &str) -> bool {
+    pub(super) fn is_shared(&self, site: Site, label: &str) -> bool {
         self.shared
             .get(&addr(site))
             .is_some_and(|routes| routes.iter().any(|r| **r == *label))

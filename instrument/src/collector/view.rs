@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::allocations;
 use super::frozen::{ConnOf, ConnRow, Frozen, SitesFor, TaskRow};
 use crate::heap::slots::Counts;
-use crate::ids::Tag;
+use crate::ids::{Site, Tag};
 use crate::snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals,
@@ -292,17 +292,14 @@ struct Judged {
 /// `file:line` of unnamed tasks' names.
 #[derive(Default)]
 struct Names {
-    index: crate::collector::state::HashMap<usize, u32>,
+    index: std::collections::HashMap<(usize, u32, u32), u32>,
     strings: Vec<(String, String)>,
 }
 
 impl Names {
-    fn index(&mut self, l: &'static std::panic::Location<'static>) -> u32 {
+    fn index(&mut self, l: Site) -> u32 {
         let next = self.strings.len() as u32;
-        let i = *self
-            .index
-            .entry(std::ptr::from_ref(l) as usize)
-            .or_insert(next);
+        let i = *self.index.entry(l.key()).or_insert(next);
         if i == next {
             let file = l.file().rsplit(['/', '\\']).next().unwrap_or("");
             let mut short = String::with_capacity(file.len() + 6);

@@ -307,8 +307,7 @@ impl Cache {
         self.open_lane();
     }
 
-    /// Changes the current tag without a region (tests: the model's "set").
-    #[cfg(test)]
+    /// Changes the current tag without entering a region.
     fn replace_current(&self, tag: Tag) -> Tag {
         self.close_lane(0);
         let prev = self.current.replace(tag);
@@ -334,6 +333,16 @@ pub(crate) fn current() -> Tag {
     CACHE.try_with(|c| c.current.get()).unwrap_or(Tag::NONE)
 }
 
+/// Makes `tag` the current tag without entering a region (its counts are not batched, so
+/// code that may never return, a blocking task parked for good, strands none); returns the
+/// previous tag.
+#[inline]
+pub(crate) fn replace_current(tag: Tag) -> Tag {
+    CACHE
+        .try_with(|c| c.replace_current(tag))
+        .unwrap_or(Tag::NONE)
+}
+
 /// Enters a region as `tag` (counts are batched until the outermost region is left);
 /// returns the tag to pass to [`leave_scope`].
 #[inline]
@@ -349,18 +358,12 @@ pub(crate) fn leave_scope(prev: Tag) {
 
 /// One block of `bytes`, allocated or freed.
 fn one(bytes: u64, alloc: bool) -> Delta {
-    if alloc {
-        Delta {
-            alloc_bytes: bytes,
-            alloc_blocks: 1,
-            ..ZERO
-        }
-    } else {
-        Delta {
-            free_bytes: bytes,
-            free_blocks: 1,
-            ..ZERO
-        }
+    let (a, f) = if alloc { (bytes, 0) } else { (0, bytes) };
+    Delta {
+        alloc_bytes: a,
+        free_bytes: f,
+        alloc_blocks: u64::from(alloc),
+        free_blocks: u64::from(!alloc),
     }
 }
 

@@ -36,6 +36,28 @@ pub(crate) fn enter(tag: Tag) -> TagGuard {
     }
 }
 
+/// Runs the caller as connection `tag` until the guard drops, without batching its
+/// allocation counts: for a blocking task, which may park for good before its end (a region's
+/// batched counts would wait for it).
+#[inline]
+pub(crate) fn enter_unbatched(tag: Tag) -> UnbatchedGuard {
+    UnbatchedGuard {
+        prev: batch::replace_current(tag),
+    }
+}
+
+/// See [`enter_unbatched`].
+#[must_use]
+pub(crate) struct UnbatchedGuard {
+    prev: Tag,
+}
+
+impl Drop for UnbatchedGuard {
+    fn drop(&mut self) {
+        batch::replace_current(self.prev);
+    }
+}
+
 /// Marks leakscope's own work: nothing done until the guard drops is charged to a connection.
 #[inline]
 pub(crate) fn untracked() -> TagGuard {

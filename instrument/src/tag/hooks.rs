@@ -203,7 +203,7 @@ mod imp {
         collector::get().send(Event::TaskSpawned {
             tag: t,
             task: id,
-            location: m.spawned_at(),
+            location: m.spawned_at().into(),
             info: info.unwrap_or_default(),
         });
     }

@@ -194,8 +194,9 @@ mod imp {
         }
         let location = Location::caller();
         tokio::task::spawn_blocking(move || {
-            // A region: counts made by the closure are flushed when it returns.
-            let _t = tag::enter(t);
+            // Not a region: the closure may park for good, and a region's batched counts
+            // would wait for its end.
+            let _t = tag::enter_unbatched(t);
             let mut guard = BlockingGuard {
                 id: TaskId::current(),
                 done: false,
@@ -209,7 +210,7 @@ mod imp {
                 send(Event::TaskSpawned {
                     tag: t,
                     task,
-                    location,
+                    location: location.into(),
                     info,
                 });
             }
@@ -324,7 +325,7 @@ mod imp {
                     send(Event::TaskSpawned {
                         tag: *this.tag,
                         task: id,
-                        location,
+                        location: location.into(),
                         info,
                     });
                     *this.life = Life::Registered(id);

@@ -170,7 +170,7 @@ impl Model {
         self.send(Event::TaskSpawned {
             tag,
             task: id,
-            location: loc(),
+            location: loc().into(),
             info,
         });
         self.tasks.push(MTask {
