@@ -330,6 +330,9 @@ pub struct Totals {
     /// Routes whose closed connections keep retaining bytes as a group (`routes[].verdict`).
     #[serde(default)]
     pub routes_leaking: u64,
+    /// Listed connections closed as zombies (`connections[].zombie`).
+    #[serde(default)]
+    pub zombie_connections: u64,
 }
 
 /// Heap totals from the tracking allocator.

@@ -72,6 +72,7 @@ async fn zombie_after(leave: fn(Client)) -> leakscope::ConnectionInfo {
         "zombie since {since}, peer left {left_ms}"
     );
     assert_eq!(conn.closed_at_ms, Some(since));
+    assert!(leakscope::summary(0).totals.zombie_connections >= 1);
     conn
 }
 

@@ -38,6 +38,7 @@ pub(super) struct ConnTot {
     pub(super) closed_at_ms: Option<u64>,
     pub(super) alive: u64,
     pub(super) alive_attached: u64,
+    pub(super) zombie: bool,
 }
 
 /// What a task row needs of its connection: when it closed, and its route.
@@ -111,6 +112,7 @@ fn conn_tot(c: &Conn) -> ConnTot {
         closed_at_ms: c.closed_at_ms,
         alive: c.alive,
         alive_attached: c.alive_attached,
+        zombie: c.zombie_since_ms.is_some(),
     }
 }
 

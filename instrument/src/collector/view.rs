@@ -203,6 +203,7 @@ impl Frozen {
             ..HeapTotals::default()
         };
         let (mut orphans, mut live_tasks, mut leaking_memory, mut leaking) = (0, 0, 0, 0);
+        let zombies = self.all.iter().filter(|c| c.zombie).count() as u64;
         for c in &self.all {
             let live = self.counts(c.tag).live_bytes();
             let retained = if self.past_grace(c.closed_at_ms) {
@@ -254,6 +255,7 @@ impl Frozen {
             connections_folded_leaking: k.folded_leaking,
             tasks_ended: k.ended,
             shared_tasks: self.judged.shared_alive.values().sum(),
+            zombie_connections: zombies,
             routes_leaking: routes
                 .iter()
                 .filter(|r| r.verdict == crate::snapshot::Verdict::Leak)

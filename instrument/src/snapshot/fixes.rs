@@ -20,7 +20,8 @@ pub enum FixPattern {
     ChannelReceive,
     /// Parked on a oneshot or a `Notify` nobody will complete.
     OneshotOrNotify,
-    /// Still running: a loop that ticks (interval, sleep) forever.
+    /// Still running: a loop woken by a timer (interval, sleep) or by a channel that keeps
+    /// delivering.
     TickingLoop,
     /// Waiting on a `JoinSet` kept past the connection.
     JoinSet,
@@ -62,8 +63,9 @@ impl FixPattern {
                  (a CancellationToken) beside it"
             }
             FixPattern::TickingLoop => {
-                "a loop that keeps ticking after the close: stop it with a CancellationToken \
-                 (tokio-util) cancelled when the connection closes"
+                "still running after the close, woken by a timer or by a channel that keeps \
+                 delivering: stop it with a CancellationToken (tokio-util) cancelled when the \
+                 connection closes, or abort it then"
             }
             FixPattern::JoinSet => {
                 "a JoinSet (or set of handles) kept past the connection: abort_all on close, or \
