@@ -161,7 +161,7 @@ fn a_route_keeping_a_few_kib_per_connection_is_a_slow_leak() {
 }
 
 #[test]
-fn the_demo_shows_a_slow_leak_and_a_shared_task_and_its_clean_route_neither() {
+fn the_demo_shows_a_slow_leak_a_shared_task_and_a_zombie_and_its_clean_route_none() {
     init(GRACE);
     run(async {
         let addr = serve_chat().await;
@@ -196,5 +196,13 @@ fn the_demo_shows_a_slow_leak_and_a_shared_task_and_its_clean_route_neither() {
             assert_eq!(shared.verdict, Verdict::Shared, "{shared:?}");
             assert!(shared.site.contains("slow.rs"), "{shared:?}");
         }
+        // The demo's zombie route: its client leaves without a word, nobody reads the socket.
+        let c = Client::connect(addr, "/ws/leaky/zombie").await;
+        let peer = c.peer();
+        c.drop_tcp();
+        wait_for("the demo's zombie", DEADLINE, || async {
+            conn_by_peer(&peer).filter(|c| c.zombie)
+        })
+        .await;
     });
 }

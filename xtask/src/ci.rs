@@ -69,7 +69,16 @@ pub(crate) fn test() -> Result<(), String> {
 }
 
 pub(crate) fn demo(rest: &[String]) -> Result<(), String> {
-    let mut args = vec!["run", "--release", "-p", "leaky-chat", "--", "--load"];
+    // Task dumps (the task page's "where is it stuck") exist on Linux x86_64/aarch64 only.
+    let dumps = cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ));
+    let mut args = vec!["run", "--profile", "demo", "-p", "leaky-chat"];
+    if dumps {
+        args.extend(["--features", "taskdump"]);
+    }
+    args.extend(["--", "--load"]);
     args.extend(rest.iter().map(String::as_str));
     cargo(&args, &[])
 }

@@ -1,6 +1,6 @@
 //! leaky-chat: an axum WebSocket chat with one clean route and several classic leaks.
 //!
-//! Run with: `cargo run -p leaky-chat -- --load` (see the repository README).
+//! Run with: `cargo xtask demo` (see the repository README).
 //!
 //! | route | what it does | leakscope shows |
 //! |---|---|---|
@@ -9,11 +9,13 @@
 //! | `/ws/leaky/heartbeat` | a helper starts a heartbeat with plain `tokio::spawn`, which spawns a ticker | two orphans per closed connection |
 //! | `/ws/leaky/bytes` | keeps each connection's messages in a global map after close | retained bytes per connection |
 //! | `/ws/leaky/slow` | keeps a 6 KiB session record per connection; the first connection starts a global stats reporter | a route-level slow leak; a shared task |
+//! | `/ws/leaky/zombie` | hands its socket to a task that never reads it | a zombie connection (the peer left, nobody read) and its orphan |
 
 pub mod chat;
 pub mod heartbeat;
 pub mod load;
 pub mod slow;
+pub mod zombie;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -67,14 +69,16 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/leaky/heartbeat", get(heartbeat::leaky_heartbeat))
         .route("/ws/leaky/bytes", get(chat::leaky_bytes))
         .route("/ws/leaky/slow", get(slow::leaky_slow))
+        .route("/ws/leaky/zombie", get(zombie::leaky_zombie))
         .with_state(state)
 }
 
 /// The routes `--load` and the load generator drive.
-pub const ROUTES: [&str; 5] = [
+pub const ROUTES: [&str; 6] = [
     "/ws",
     "/ws/leaky/forwarder",
     "/ws/leaky/heartbeat",
     "/ws/leaky/bytes",
     "/ws/leaky/slow",
+    "/ws/leaky/zombie",
 ];

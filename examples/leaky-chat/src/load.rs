@@ -41,6 +41,11 @@ pub async fn one_client(
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)
         .await
         .map_err(|e| format!("connect {url}: {e}"))?;
+    if route.ends_with("/zombie") {
+        // Nobody reads this socket on the server: leave without a word (a FIN).
+        drop(ws);
+        return Ok(());
+    }
     // The bytes route keeps what it is sent: 24 KiB a message makes each connection retain
     // more than the 64 KiB threshold with the default three messages.
     let pad = if route.ends_with("/bytes") {

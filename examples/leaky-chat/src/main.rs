@@ -60,9 +60,15 @@ fn init_tracing() {
     }
     #[cfg(not(feature = "console"))]
     {
+        use tracing_subscriber::prelude::*;
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // leakscope's layer sees a plain spawn_blocking; the filter applies to the log lines
+        // only (a global filter would hide tokio's spans from the layer).
+        tracing_subscriber::registry()
+            .with(leakscope::layer())
+            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .init();
     }
 }
 
