@@ -148,28 +148,41 @@ impl TaskInfo {
 }
 
 /// Fills each leaking signature's `fix` from its kind and, for tasks, from its orphans in
-/// `tasks`: blocking, still running (any of them polled since the close), or parked.
+/// `tasks`: blocking, still running (any of them polled since the close), or parked. Bytes kept
+/// on a route whose tasks leak too are most likely those tasks' state (the fix is theirs);
+/// otherwise they sit in a structure that outlives the connection (a map).
 #[cfg(feature = "enabled")]
 pub(crate) fn fill(signatures: &mut [Signature], tasks: &[TaskInfo]) {
-    for s in signatures.iter_mut().filter(|s| s.verdict == Verdict::Leak) {
-        s.fix = Some(match s.kind {
-            SignatureKind::Bytes => FixPattern::MapEntry.into(),
-            SignatureKind::Task => {
-                let mine = tasks.iter().filter(|t| t.orphan && t.spawned_at == s.site);
-                let (mut blocking, mut running) = (false, false);
-                for t in mine {
-                    blocking |= t.kind == TaskKind::Blocking;
-                    running |= t.polls_since_close.is_some_and(|n| n > 0);
-                }
-                if blocking {
-                    FixPattern::BlockingChannel.into()
-                } else if running {
-                    FixPattern::TickingLoop.into()
-                } else {
-                    FixPattern::Parked.into()
-                }
-            }
+    let leak = |s: &Signature| s.verdict == Verdict::Leak;
+    for s in signatures
+        .iter_mut()
+        .filter(|s| leak(s) && s.kind == SignatureKind::Task)
+    {
+        let mine = tasks.iter().filter(|t| t.orphan && t.spawned_at == s.site);
+        let (mut blocking, mut running) = (false, false);
+        for t in mine {
+            blocking |= t.kind == TaskKind::Blocking;
+            running |= t.polls_since_close.is_some_and(|n| n > 0);
+        }
+        s.fix = Some(if blocking {
+            FixPattern::BlockingChannel.into()
+        } else if running {
+            FixPattern::TickingLoop.into()
+        } else {
+            FixPattern::Parked.into()
         });
+    }
+    let task_fix = |label: &str, sigs: &[Signature]| {
+        sigs.iter()
+            .find(|t| t.kind == SignatureKind::Task && t.label == label && t.fix.is_some())
+            .and_then(|t| t.fix.clone())
+    };
+    for i in 0..signatures.len() {
+        let s = &signatures[i];
+        if leak(s) && s.kind == SignatureKind::Bytes {
+            let fix = task_fix(&s.label, signatures).unwrap_or_else(|| FixPattern::MapEntry.into());
+            signatures[i].fix = Some(fix);
+        }
     }
 }
 
