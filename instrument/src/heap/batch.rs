@@ -24,11 +24,9 @@
 //!
 //! **Nested sections** (the sampling path, an inner allocator that allocates, code that
 //! allocates while holding the sample table's lock) close the lane and raise a depth: what
-//! they allocate is nobody's and never sampled.
-//!
-//! Everything here is allocation-free, lock-free and panic-free: it runs inside the global
-//! allocator. The thread-local is `const`-initialised with no destructor, so it works before
-//! `main`, in thread-local destructors and during exit.
+//! they allocate is nobody's and never sampled. Everything here is allocation-free, lock-free
+//! and panic-free (it runs inside the global allocator); the thread-local is `const` with no
+//! destructor, so it works before `main`, in thread-local destructors and during exit.
 
 use std::cell::Cell;
 
@@ -244,6 +242,10 @@ impl Cache {
         self.budget.set(0);
         self.armed.set(0);
         let bits = self.lane.replace(CLOSED);
+        if bits == CLOSED {
+            // Closed already (outside every region): it holds no counts.
+            return;
+        }
         let d = Delta {
             alloc_bytes: (used as u64).wrapping_sub(refused),
             alloc_blocks: self.lane_alloc_blocks.replace(0),
