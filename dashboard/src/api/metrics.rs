@@ -1,11 +1,13 @@
 //! `GET /metrics`: the totals of a leakscope snapshot as Prometheus text, one row of
-//! [`METRICS`] per metric.
+//! [`METRICS`] per metric, then the per-route and per-site series ([`mod@routes`]).
 
 use std::fmt::Write;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use leakscope::Snapshot;
+
+mod routes;
 
 /// A metric: name (after `leakscope_`), type, help text, and where its value comes from.
 type Metric = (
@@ -122,10 +124,10 @@ const METRICS: &[Metric] = &[
     ),
 ];
 
-/// `GET /metrics`: Prometheus text, from a summary (exact totals; its cost grows with
-/// connections, not tasks).
+/// `GET /metrics`: Prometheus text, from a snapshot (exact totals; the listed connections and
+/// the signatures for the per-route and per-site series), as the overview page reads it.
 pub(crate) async fn metrics() -> Response {
-    let text = prometheus_text(&leakscope::summary(0));
+    let text = prometheus_text(&leakscope::snapshot());
     (
         [(
             header::CONTENT_TYPE,
@@ -148,6 +150,7 @@ fn prometheus_text(s: &Snapshot) -> String {
     let _ = writeln!(out, "# HELP leakscope_mode_info The active tracking mode.");
     let _ = writeln!(out, "# TYPE leakscope_mode_info gauge");
     let _ = writeln!(out, "leakscope_mode_info{{mode=\"{}\"}} 1", s.mode.as_str());
+    routes::write(&mut out, s);
     out
 }
 
@@ -164,7 +167,14 @@ mod tests {
                 "connections_leaking": 11, "connections_folded_leaking": 12, "tasks_ended": 13,
                 "shared_tasks": 18, "routes_leaking": 19, "zombie_connections": 20},
             "heap": {"tracking": true, "connection_live_bytes": 14, "retained_bytes": 15,
-                "untagged_live_bytes": 16, "evicted_live_bytes": 17}
+                "untagged_live_bytes": 16, "evicted_live_bytes": 17},
+            "connections": [crate::testing::connection(21)],
+            "routes": [{"label": "/ws", "connections_closed": 22, "connections_retaining": 1,
+                "retained_bytes": 23, "retained_bytes_per_connection": 23, "verdict": "leak"}],
+            "signatures": [{"kind": "task", "site": "src/chat.rs:24:9", "label": "/ws",
+                "verdict": "leak", "connections_leaked": 1, "connections_closed": 22,
+                "orphan_tasks": 25, "retained_bytes": 0, "bytes_per_connection": 0,
+                "first_seen_ms": 0, "last_seen_ms": 0, "started_by": null}]
         }));
         assert_eq!(
             super::prometheus_text(&snap),
