@@ -71,6 +71,13 @@ pub(crate) fn get() -> &'static Collector {
 impl Collector {
     fn new(config: Config, warnings: Vec<String>) -> Self {
         clock::start_coarse();
+        if !cfg!(tokio_unstable) {
+            // The build script says it too, where cargo shows it; the dashboard shows the
+            // mode's limits in every case.
+            eprintln!(
+                "leakscope: built without `--cfg tokio_unstable`: explicit-spawn mode, which sees                  only tasks spawned with leakscope::spawn*. Add to .cargo/config.toml:                  [build] rustflags = [\"--cfg\", \"tokio_unstable\"]"
+            );
+        }
         let table = slots::init_global(config.max_tracked_connections);
         crate::heap::sample::set_interval(config.sample_bytes);
         Collector {
@@ -109,6 +116,7 @@ impl Collector {
         }
     }
 
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn mark_hooks_installed(&self) {
         self.hooks_installed.store(true, Ordering::Relaxed);
     }
