@@ -37,6 +37,19 @@ pub(crate) fn ci() -> Result<(), String> {
         ],
         &[("RUSTFLAGS", ""), ("CARGO_BUILD_RUSTFLAGS", "")],
     )?;
+    // Both crates package and build from their packages (the dashboard against the packaged
+    // leakscope, through cargo's local overlay of the crates packaged together).
+    cargo(
+        &[
+            "package",
+            "-p",
+            "leakscope",
+            "-p",
+            "leakscope-dashboard",
+            "--allow-dirty",
+        ],
+        &[],
+    )?;
     eprintln!("\nxtask ci: all green");
     Ok(())
 }
