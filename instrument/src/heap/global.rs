@@ -127,9 +127,8 @@ mod tracking {
         // alignment are below 2^61, so `offset <= 2^60` and `size + offset`, rounded up to
         // `offset`, is below 2^61 + 2^61 = 2^62, within `isize::MAX`: exactly the conditions
         // `Layout::from_size_align` checks.
-        Some((offset, unsafe {
-            Layout::from_size_align_unchecked(layout.size() + offset, offset)
-        }))
+        let inner = unsafe { Layout::from_size_align_unchecked(layout.size() + offset, offset) };
+        Some((offset, inner))
     }
 
     /// [`wrap`] for sizes or alignments of 2^61 and more, with every check.
@@ -141,15 +140,16 @@ mod tracking {
     }
 
     /// [`wrap`] for a layout that already succeeded once (the block being freed was allocated
-    /// with it), without the overflow checks.
+    /// with it), without the overflow checks. For an alignment of at most 8 it gives the same
+    /// offset and layout as `alloc_with`'s fast path.
     #[inline(always)]
     fn wrap_known(layout: Layout) -> (usize, Layout) {
         let offset = layout.align().max(HEADER);
-        // SAFETY: `wrap(layout)` returned `Some` when this block was allocated, which proves
-        // `offset` is a power of two and `size + offset`, rounded up to it, fits `isize`.
-        (offset, unsafe {
-            Layout::from_size_align_unchecked(layout.size() + offset, offset)
-        })
+        // SAFETY: this block was allocated with this inner layout (by `alloc_with`'s fast path
+        // or through `wrap`, both checked), which proves `offset` is a power of two and
+        // `size + offset`, rounded up to it, fits `isize`.
+        let inner = unsafe { Layout::from_size_align_unchecked(layout.size() + offset, offset) };
+        (offset, inner)
     }
 
     /// Writes the owner's header bits into the inner block at `base` and returns the user
