@@ -14,16 +14,6 @@ use leakscope::FixPattern;
 use leakscope_dashboard::{RouterOptions, router, router_with};
 use tokio::net::{TcpListener, TcpStream};
 
-const PATTERNS: [FixPattern; 7] = [
-    FixPattern::Parked,
-    FixPattern::ChannelReceive,
-    FixPattern::OneshotOrNotify,
-    FixPattern::TickingLoop,
-    FixPattern::JoinSet,
-    FixPattern::BlockingChannel,
-    FixPattern::MapEntry,
-];
-
 /// [`run`] with the unread hint after 300 ms (installed before anything else in this binary
 /// uses leakscope, so the grace period of `common::init` is set here too).
 fn run_hinted<F: std::future::Future>(fut: F) -> F::Output {
@@ -66,7 +56,7 @@ fn the_fixes_page_has_a_section_per_pattern() {
             r.header("content-security-policy")
                 .contains("default-src 'none'")
         );
-        for p in PATTERNS {
+        for p in FixPattern::ALL {
             let h = format!(r#"<h2 id="{}">"#, p.anchor());
             assert!(r.body.contains(&h), "no {h} in:\n{}", r.body);
         }

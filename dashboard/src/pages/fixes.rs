@@ -45,15 +45,7 @@ mod tests {
     fn every_pattern_has_its_section() {
         // Not the symlink's own text (a checkout without symlinks): the document.
         assert!(FIXES_MD.starts_with("# "), "{FIXES_MD:.80}");
-        for p in [
-            FixPattern::Parked,
-            FixPattern::ChannelReceive,
-            FixPattern::OneshotOrNotify,
-            FixPattern::TickingLoop,
-            FixPattern::JoinSet,
-            FixPattern::BlockingChannel,
-            FixPattern::MapEntry,
-        ] {
+        for p in FixPattern::ALL {
             let id = format!("<h2 id=\"{}\">", p.anchor());
             assert!(doc().contains(&id), "no {id} in the fixes page");
         }

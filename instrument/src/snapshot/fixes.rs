@@ -32,6 +32,17 @@ pub enum FixPattern {
 }
 
 impl FixPattern {
+    /// Every pattern, each with its section in `docs/fixes.md`.
+    pub const ALL: [FixPattern; 7] = [
+        FixPattern::Parked,
+        FixPattern::ChannelReceive,
+        FixPattern::OneshotOrNotify,
+        FixPattern::TickingLoop,
+        FixPattern::JoinSet,
+        FixPattern::BlockingChannel,
+        FixPattern::MapEntry,
+    ];
+
     /// The section of `docs/fixes.md` (its anchor).
     pub fn anchor(self) -> &'static str {
         match self {

@@ -16,17 +16,6 @@ use super::webdriver::{count, script, text_of, wait_until};
 /// The route whose handler holds its socket in a task that never reads it.
 const HOLD: &str = "/ws/hold";
 
-/// Every pattern leakscope names, to look a section up by its anchor.
-const PATTERNS: [FixPattern; 7] = [
-    FixPattern::Parked,
-    FixPattern::ChannelReceive,
-    FixPattern::OneshotOrNotify,
-    FixPattern::TickingLoop,
-    FixPattern::JoinSet,
-    FixPattern::BlockingChannel,
-    FixPattern::MapEntry,
-];
-
 /// The handler of `tests/zombie.rs`: the socket goes to a task that never reads it.
 async fn hold(socket: WebSocket) {
     tokio::spawn(async move {
@@ -131,7 +120,7 @@ pub(crate) async fn fix_link_opens_its_section(
         .strip_prefix("fixes#")
         .ok_or_else(|| format!("not a relative link to a section: {href}"))?
         .to_owned();
-    let pattern = PATTERNS
+    let pattern = FixPattern::ALL
         .iter()
         .find(|p| p.anchor() == anchor)
         .ok_or_else(|| format!("no pattern has the section {anchor}"))?;
