@@ -28,6 +28,10 @@ pub struct Config {
     pub tcp_keepalive: Option<Duration>,
     /// See [`Builder::zombie_scan`].
     pub zombie_scan: Duration,
+    /// See [`Builder::events_per_connection`].
+    pub events_per_connection: usize,
+    /// See [`Builder::report`].
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -58,6 +62,11 @@ impl Config {
     /// By default, the kernel's TCP table is read this often while sockets are watched for
     /// zombies (a zombie is found within about three scans of its peer's close).
     pub const DEFAULT_ZOMBIE_SCAN: Duration = Duration::from_millis(250);
+    /// By default, the last this many `tracing` events emitted inside a connection are kept
+    /// with it (with [`crate::layer`] installed).
+    pub const DEFAULT_EVENTS_PER_CONNECTION: usize = 16;
+    /// At most this many events are kept per connection, whatever is configured.
+    pub const MAX_EVENTS_PER_CONNECTION: u64 = 1_024;
 }
 
 impl Default for Config {
@@ -74,6 +83,8 @@ impl Default for Config {
             unread_hint: Config::DEFAULT_UNREAD_HINT,
             tcp_keepalive: None,
             zombie_scan: Config::DEFAULT_ZOMBIE_SCAN,
+            events_per_connection: Config::DEFAULT_EVENTS_PER_CONNECTION,
+            report: None,
         }
     }
 }
@@ -123,7 +134,8 @@ impl Builder {
     /// Defaults overridden by `LEAKSCOPE_GRACE_MS`, `LEAKSCOPE_RETENTION_MS`,
     /// `LEAKSCOPE_MAX_CLOSED`, `LEAKSCOPE_MAX_LEAKING`, `LEAKSCOPE_RETAINED_BYTES` and
     /// `LEAKSCOPE_MAX_TRACKED`, `LEAKSCOPE_SAMPLE_BYTES`, `LEAKSCOPE_UNREAD_HINT_MS` and
-    /// `LEAKSCOPE_TCP_KEEPALIVE_SECS` (0: off), `LEAKSCOPE_ZOMBIE_SCAN_MS` (0: off).
+    /// `LEAKSCOPE_TCP_KEEPALIVE_SECS` (0: off), `LEAKSCOPE_ZOMBIE_SCAN_MS` (0: off),
+    /// `LEAKSCOPE_EVENTS_PER_CONNECTION` (0: off) and `LEAKSCOPE_REPORT` (a path).
     /// A variable that does not parse is ignored with a warning (printed and shown in the
     /// snapshot); the default stays.
     pub fn from_env() -> Self {
@@ -177,6 +189,20 @@ impl Builder {
         }
         if let Some(v) = num("LEAKSCOPE_MAX_TRACKED", 16) {
             self.config.max_tracked_connections = v.min(1 << 24) as usize;
+        }
+        if let Some(v) = num("LEAKSCOPE_EVENTS_PER_CONNECTION", 0) {
+            self.config.events_per_connection = v.min(Config::MAX_EVENTS_PER_CONNECTION) as usize;
+        }
+        match get("LEAKSCOPE_REPORT") {
+            Some(p) if p.trim().is_empty() => {
+                let msg = "LEAKSCOPE_REPORT is set but empty: no report file will be written \
+                           (give it a path, e.g. LEAKSCOPE_REPORT=leakscope-report.json)"
+                    .to_owned();
+                eprintln!("leakscope: {msg}");
+                self.warnings.push(msg);
+            }
+            Some(p) => self.config.report = Some(p.into()),
+            None => {}
         }
         self
     }
@@ -269,6 +295,26 @@ impl Builder {
         self
     }
 
+    /// How many of the last `tracing` events emitted inside a connection (its span, with
+    /// [`crate::layer`] installed) are kept with it: level, target, message and fields, shown
+    /// on its dashboard page and kept while a leaking connection is kept, so a red row comes
+    /// with what the connection did before it closed. 0 turns it off; at most
+    /// [`Config::MAX_EVENTS_PER_CONNECTION`]. By default,
+    /// [`Config::DEFAULT_EVENTS_PER_CONNECTION`]. `LEAKSCOPE_EVENTS_PER_CONNECTION`.
+    pub fn events_per_connection(mut self, n: usize) -> Self {
+        self.config.events_per_connection = n.min(Config::MAX_EVENTS_PER_CONNECTION as usize);
+        self
+    }
+
+    /// Where the post-mortem report goes: the JSON of `/api/report` at `path`, and beside it
+    /// the same report as one self-contained HTML file (`path` with `.html`) that renders
+    /// offline. `leakscope-dashboard` writes it when its server or router shuts down
+    /// gracefully, and on demand (`POST /api/report/save`, `write_report`). `LEAKSCOPE_REPORT`.
+    pub fn report(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.report = Some(path.into());
+        self
+    }
+
     /// The configuration this builder would install.
     pub fn config(&self) -> Config {
         self.config.clone()
@@ -305,6 +351,8 @@ mod tests {
             "LEAKSCOPE_GRACE_MS" => Some("five".into()),
             "LEAKSCOPE_RETENTION_MS" => Some(" 250 ".into()),
             "LEAKSCOPE_MAX_CLOSED" => Some("0".into()),
+            "LEAKSCOPE_REPORT" => Some(" ".into()),
+            "LEAKSCOPE_EVENTS_PER_CONNECTION" => Some("100000".into()),
             _ => None,
         });
         let cfg = b.config();
@@ -314,7 +362,13 @@ mod tests {
             cfg.max_closed_connections,
             Config::DEFAULT_MAX_CLOSED_CONNECTIONS
         );
-        assert_eq!(b.warnings().len(), 2, "{:?}", b.warnings());
+        assert_eq!(b.warnings().len(), 3, "{:?}", b.warnings());
         assert!(b.warnings()[0].contains("LEAKSCOPE_GRACE_MS"));
+        assert!(b.warnings()[2].contains("LEAKSCOPE_REPORT"));
+        assert_eq!(cfg.report, None);
+        assert_eq!(cfg.events_per_connection, 1_024, "clamped to the maximum");
+        let mut b = Builder::new();
+        b.apply_env(|k| (k == "LEAKSCOPE_REPORT").then(|| "out/r.json".into()));
+        assert_eq!(b.config().report, Some("out/r.json".into()));
     }
 }
