@@ -295,8 +295,9 @@ impl Builder {
         self
     }
 
-    /// How many of the last `tracing` events emitted inside a connection (its span, with
-    /// [`crate::layer`] installed) are kept with it: level, target, message and fields, shown
+    /// How many of the last `tracing` events its code emitted (its handler, its tasks, with
+    /// [`crate::layer`] installed; `DEBUG` and above, not tokio's own) are kept with a
+    /// connection: level, target, message and fields (each cut at 256 bytes), shown
     /// on its dashboard page and kept while a leaking connection is kept, so a red row comes
     /// with what the connection did before it closed. 0 turns it off; at most
     /// [`Config::MAX_EVENTS_PER_CONNECTION`]. By default,

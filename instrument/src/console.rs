@@ -61,7 +61,7 @@ impl<S: Subscriber> Subscriber for Untracked<S> {
         crate::untracked(|| self.0.event_enabled(event))
     }
     fn event(&self, event: &Event<'_>) {
-        crate::untracked(|| self.0.event(event))
+        crate::tag::layer::as_caller(|| crate::untracked(|| self.0.event(event)))
     }
     // Not untracked: leakscope's layer sets the connection of a blocking task entering its
     // span (a span stack's growth is charged to whoever runs, once per thread).

@@ -44,8 +44,8 @@ pub use heap::TrackingAlloc;
 #[doc(hidden)]
 pub use heap::bench as alloc_bench;
 pub use snapshot::{
-    AllocationSite, ConnState, ConnectionInfo, EndedBy, FixHint, FixPattern, HeapTotals, Mode,
-    ProfileOf, RouteInfo, Signature, SignatureKind, Snapshot, TaskInfo, TaskKind, TaskState,
+    AllocationSite, ConnState, ConnectionInfo, EndedBy, FixHint, FixPattern, HeapTotals, LogEvent,
+    Mode, ProfileOf, RouteInfo, Signature, SignatureKind, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals, Verdict, pattern_of_trace,
 };
 pub use tag::hooks::{RuntimeBuilderExt, UserHooks, runtime};

@@ -3,12 +3,14 @@
 //! These types are the public JSON contract of `GET /api/snapshot`. Field names never change;
 //! new fields may be added (the structs are `#[non_exhaustive]`).
 
+mod events;
 mod fixes;
 mod read;
 mod verdicts;
 
 use serde::{Deserialize, Serialize};
 
+pub use events::LogEvent;
 #[cfg(feature = "enabled")]
 pub(crate) use fixes::fill as fill_fixes;
 pub use fixes::{FixHint, FixPattern, pattern_of_trace};
@@ -235,6 +237,14 @@ pub struct ConnectionInfo {
     /// a task holds the socket (where leakscope cannot see the kernel's view of it).
     #[serde(default)]
     pub not_read_for_ms: Option<u64>,
+    /// The last `tracing` events its code emitted, oldest first (with [`crate::layer`]
+    /// installed; at most `events_per_connection`): filled like `allocation_sites`, for a
+    /// connection looked up alone and for leaking connections in a full snapshot.
+    #[serde(default)]
+    pub events: Vec<LogEvent>,
+    /// Events emitted before those, no longer kept (the ring holds the last ones only).
+    #[serde(default)]
+    pub events_dropped: u64,
 }
 
 /// One task.

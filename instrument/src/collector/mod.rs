@@ -9,6 +9,7 @@
 mod allocations;
 mod event;
 mod frozen;
+pub(crate) mod logs;
 mod pprof;
 mod records;
 mod retention;

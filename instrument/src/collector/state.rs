@@ -311,6 +311,8 @@ impl State {
             self.slot_conn[slot] = None;
             self.free_slots.push(slot);
         }
+        // After the recycle: a late event of this connection now finds its tag stale.
+        super::logs::forget(c.tag);
     }
 
     pub(super) fn pop_free_slot(&mut self) -> Option<usize> {

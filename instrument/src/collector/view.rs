@@ -75,6 +75,8 @@ impl Frozen {
             zombie_since_ms: c.zombie_since_ms,
             last_read_ms: c.reads.map(|r| r.last_ms),
             not_read_for_ms: self.unread_for(c),
+            events: Vec::new(),
+            events_dropped: 0,
         }
     }
 
@@ -145,7 +147,7 @@ impl Frozen {
         }
     }
 
-    /// Fills the allocation sites of the rows that get them (see [`SitesFor`]).
+    /// Fills the allocation sites and the log lines of the rows that get them (see [`SitesFor`]).
     fn fill_sites(&self, rows: &mut [ConnectionInfo], routes: &[crate::snapshot::RouteInfo]) {
         let slow = |label: &str| {
             routes
@@ -166,6 +168,15 @@ impl Frozen {
             .filter_map(|(i, c)| Some((*tags.get(&c.id)?, i)))
             .collect();
         allocations::fill(rows, &want);
+        // The same rows get their log lines, and in a full snapshot also the connections
+        // leaking tasks.
+        let events = rows.iter().enumerate().filter(|(_, c)| {
+            wanted(c) || (matches!(self.sites_for, SitesFor::Leaking) && c.orphan_tasks > 0)
+        });
+        let events: Vec<(Tag, usize)> = events
+            .filter_map(|(i, c)| Some((*tags.get(&c.id)?, i)))
+            .collect();
+        super::logs::fill(rows, events);
     }
 
     /// Builds the snapshot (outside the lock).

@@ -227,6 +227,15 @@ impl SlotTable {
         }
     }
 
+    /// Whether `tag` names a connection slot's current owner (not a bucket, not a slot that
+    /// moved on).
+    pub(crate) fn is_current(&self, tag: Tag) -> bool {
+        tag.slot() >= FIRST_CONN_SLOT
+            && self
+                .slot(tag)
+                .is_some_and(|(s, g)| s.generation.load(Ordering::Acquire) == g)
+    }
+
     /// Reads a slot's counts for the generation in `tag` (zeros if the slot moved on).
     pub(crate) fn read(&self, tag: Tag) -> Counts {
         let Some((s, generation)) = self.slot(tag) else {

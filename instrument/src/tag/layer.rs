@@ -8,6 +8,11 @@
 //! connection's (and in the task table, so the terminate hook records its end), and while the
 //! blocking thread runs it (the span is entered) its allocations are the connection's.
 //!
+//! It also keeps each connection's own log lines: an event emitted while a connection's code
+//! runs (its handler, its tasks, their blocking tasks) goes to that connection's bounded ring
+//! (`collector/logs.rs`), shown on its dashboard page and kept while a leaking connection is.
+//! This needs no `tokio_unstable`.
+//!
 //! What stays invisible: blocking tasks without the layer in the subscriber, or with a global
 //! filter that drops `tokio::task::blocking` spans at `TRACE`; `tokio::task::block_in_place`
 //! (no task); tasks of a `LocalSet` (tokio runs no task hooks for them: use
@@ -19,14 +24,17 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 /// leakscope's `tracing` layer: add it to your subscriber so that a plain
-/// `tokio::task::spawn_blocking` inside a connection is that connection's task.
+/// `tokio::task::spawn_blocking` inside a connection is that connection's task, and so that
+/// each connection keeps the last `tracing` events its code emitted
+/// ([`crate::Builder::events_per_connection`]; [`crate::ConnectionInfo::events`]).
 ///
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
 /// tracing_subscriber::registry().with(leakscope::layer()).init();
 /// ```
 ///
-/// With the `enabled` feature off (or without `--cfg tokio_unstable`) it does nothing.
+/// With the `enabled` feature off it does nothing; without `--cfg tokio_unstable` it keeps
+/// log lines only.
 pub fn layer() -> Layer {
     Layer { _private: () }
 }
@@ -55,6 +63,13 @@ where
         let _ = (id, ctx);
     }
 
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        #[cfg(feature = "enabled")]
+        record_event(event);
+        #[cfg(not(feature = "enabled"))]
+        let _ = event;
+    }
+
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         #[cfg(all(feature = "enabled", tokio_unstable))]
         imp::exit(id, &ctx);
@@ -63,19 +78,59 @@ where
     }
 }
 
-/// Runs `f` (a subscriber's `new_span` that runs untracked, as `console::Untracked` does) with
-/// the caller's tag kept for the layer.
+/// Runs `f` (a subscriber's `new_span` or `event` that runs untracked, as
+/// `console::Untracked` does) with the caller's tag kept for the layer.
 #[cfg(feature = "console")]
 pub(crate) fn as_caller<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(all(feature = "enabled", tokio_unstable))]
+    #[cfg(feature = "enabled")]
     {
-        let prev = imp::CALLER.replace(Some(crate::tag::current()));
+        let prev = CALLER.replace(Some(crate::tag::current()));
         let out = f();
-        imp::CALLER.set(prev);
+        CALLER.set(prev);
         out
     }
-    #[cfg(not(all(feature = "enabled", tokio_unstable)))]
+    #[cfg(not(feature = "enabled"))]
     f()
+}
+
+#[cfg(feature = "enabled")]
+std::thread_local! {
+    /// The tag of the code creating a span or an event, when a wrapping subscriber runs
+    /// untracked.
+    static CALLER: std::cell::Cell<Option<crate::ids::Tag>> = const { std::cell::Cell::new(None) };
+}
+
+/// The connection whose code emits a span or an event.
+#[cfg(feature = "enabled")]
+fn caller() -> crate::ids::Tag {
+    CALLER.get().unwrap_or_else(crate::tag::current)
+}
+
+/// Keeps `event` with the connection whose code emitted it (see
+/// [`crate::Builder::events_per_connection`]). Not kept: `TRACE` events (the hot, noisy
+/// level), and the runtime's own (tokio's instrumentation emits one per waker operation)
+/// and leakscope's.
+#[cfg(feature = "enabled")]
+fn record_event(event: &tracing::Event<'_>) {
+    let meta = event.metadata();
+    if *meta.level() == tracing::Level::TRACE {
+        return;
+    }
+    let target = meta.target();
+    if ["tokio", "runtime", "leakscope"]
+        .iter()
+        .any(|p| target.starts_with(p))
+    {
+        return;
+    }
+    let tag = caller();
+    if tag.is_none() {
+        return;
+    }
+    let keep = crate::collector::get().config.events_per_connection;
+    let _g = crate::tag::untracked();
+    let task = crate::ids::TaskId::current().map(|t| t.0);
+    crate::collector::logs::record(tag, keep, event, task);
 }
 
 #[cfg(all(feature = "enabled", tokio_unstable))]
@@ -92,11 +147,6 @@ mod imp {
     use crate::heap::batch;
     use crate::ids::{Site, Tag, TaskId};
     use crate::tag::{self, handoff, task_table};
-
-    std::thread_local! {
-        /// The tag of the code creating a span, when a wrapping subscriber runs untracked.
-        pub(super) static CALLER: std::cell::Cell<Option<Tag>> = const { std::cell::Cell::new(None) };
-    }
 
     /// A blocking task of a connection (in its span's extensions).
     struct Blocking {
@@ -166,7 +216,7 @@ mod imp {
         if meta.name() != "runtime.spawn" || meta.target() != "tokio::task::blocking" {
             return;
         }
-        let t = CALLER.get().unwrap_or_else(tag::current);
+        let t = super::caller();
         // Without leakscope's hooks nothing would record the task's end.
         if t.is_none() || collector::get().mode() != crate::Mode::Hooks {
             return;
