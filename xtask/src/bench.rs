@@ -6,9 +6,48 @@ use std::process::Command;
 
 use super::{cargo, dirs};
 
-/// The echo server built five ways, and the benchmark that runs them.
-pub(crate) fn bench(rest: &[String]) -> Result<(), String> {
-    let (root, target) = dirs();
+/// The flags of the wall-clock benchmark (`examples/loadgen/src/bin/bench.rs`), each with a
+/// value.
+const BENCH_FLAGS: &[&str] = &[
+    "rounds", "duration", "clients", "size", "churn", "abrupt", "grace-ms", "variants",
+];
+/// The flags of `--icount` (`examples/loadgen/src/bin/icount.rs`), each with a value.
+const ICOUNT_FLAGS: &[&str] = &["repeats", "clients", "messages", "per-connection", "size"];
+
+/// What `cargo xtask bench --help` prints.
+pub(crate) const BENCH_HELP: &str = "\
+usage: cargo xtask bench [--rounds N] [--duration S] [--clients N] [--size BYTES] [--churn K]
+                         [--abrupt F] [--grace-ms MS] [--variants none,a,b,c,d]
+       cargo xtask bench --icount [--repeats N] [--clients N] [--messages N]
+                         [--per-connection N] [--size BYTES]
+  (default) the echo server five ways under load, wall clock, interleaved rounds
+  --icount  server instructions per message under callgrind, leakscope off / on (needs valgrind)
+see docs/benchmarks.md";
+
+/// Checks `--name value` pairs against `known` before anything is built.
+fn check_flags(rest: &[String], known: &[&str]) -> Result<(), String> {
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let name = a
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {a:?} (flags look like --name value)"))?;
+        if !known.contains(&name) {
+            return Err(format!(
+                "unknown flag --{name} (this benchmark takes --{})\n{BENCH_HELP}",
+                known.join(", --")
+            ));
+        }
+        match it.next() {
+            Some(v) if !v.starts_with("--") => {}
+            _ => return Err(format!("--{name} needs a value\n{BENCH_HELP}")),
+        }
+    }
+    Ok(())
+}
+
+/// Builds the echo server variants `names` into `target/bench-bin`.
+fn build_variants(names: &[&str]) -> Result<std::path::PathBuf, String> {
+    let (_, target) = dirs();
     let bins = target.join("bench-bin");
     std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
     let variants: [(&str, &[&str]); 5] = [
@@ -18,7 +57,7 @@ pub(crate) fn bench(rest: &[String]) -> Result<(), String> {
         ("c", &["--features", "console"]),
         ("d", &["--features", "leak-detect,console"]),
     ];
-    for (name, features) in variants {
+    for (name, features) in variants.into_iter().filter(|(n, _)| names.contains(n)) {
         let mut args = vec!["build", "--release", "-p", "echo-server"];
         args.extend_from_slice(features);
         cargo(&args, &[])?;
@@ -27,10 +66,16 @@ pub(crate) fn bench(rest: &[String]) -> Result<(), String> {
             .map_err(|e| format!("copy to {}: {e}", to.display()))?;
     }
     cargo(&["build", "--release", "-p", "loadgen"], &[])?;
-    let out = target.join("bench-results.md");
-    let status = Command::new(target.join("release/bench"))
+    Ok(bins)
+}
+
+/// Runs a loadgen benchmark binary with the variants' directory and an output file.
+fn run_bench(bin: &str, bins: &Path, out: &str, rest: &[String]) -> Result<(), String> {
+    let (root, target) = dirs();
+    let out = target.join(out);
+    let status = Command::new(target.join("release").join(bin))
         .arg("--bin-dir")
-        .arg(&bins)
+        .arg(bins)
         .arg("--out")
         .arg(&out)
         .args(rest)
@@ -42,6 +87,49 @@ pub(crate) fn bench(rest: &[String]) -> Result<(), String> {
     }
     eprintln!("table written to {}", out.display());
     Ok(())
+}
+
+/// The echo server built five ways and the wall-clock benchmark, or (`--icount`) built two
+/// ways and counted under callgrind. Flags are checked before anything is built.
+pub(crate) fn bench(rest: &[String]) -> Result<(), String> {
+    let icount = rest.iter().any(|a| a == "--icount");
+    let rest: Vec<String> = rest.iter().filter(|a| *a != "--icount").cloned().collect();
+    if icount {
+        check_flags(&rest, ICOUNT_FLAGS)?;
+        if Command::new("valgrind").arg("--version").output().is_err() {
+            return Err("--icount needs valgrind (Debian: apt-get install valgrind)".into());
+        }
+        let bins = build_variants(&["a", "b"])?;
+        run_bench("icount", &bins, "icount-results.md", &rest)
+    } else {
+        check_flags(&rest, BENCH_FLAGS)?;
+        let bins = build_variants(&["none", "a", "b", "c", "d"])?;
+        run_bench("bench", &bins, "bench-results.md", &rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_are_checked_before_building() {
+        assert!(check_flags(&args(&["--rounds", "5", "--size", "64"]), BENCH_FLAGS).is_ok());
+        let e = check_flags(&args(&["--bogus", "1"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("unknown flag --bogus"), "{e}");
+        let e = check_flags(&args(&["--rounds"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("--rounds needs a value"), "{e}");
+        let e = check_flags(&args(&["--rounds", "--size", "1"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("--rounds needs a value"), "{e}");
+        let e = check_flags(&args(&["rounds"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("unexpected argument"), "{e}");
+        assert!(check_flags(&args(&["--messages", "100"]), ICOUNT_FLAGS).is_ok());
+        assert!(check_flags(&args(&["--messages", "100"]), BENCH_FLAGS).is_err());
+    }
 }
 
 /// The median (ns) criterion recorded for `group/name`.

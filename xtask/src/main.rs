@@ -39,7 +39,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "bench",
-        "the echo server five ways under load [--rounds N] [bench flags...]",
+        "the echo server five ways under load, or --icount: instructions per message",
     ),
     (
         "bench-alloc",
@@ -68,6 +68,10 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str).unwrap_or("help");
     let rest = &args[args.len().min(1)..];
     let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
+    if wants_help && task == "bench" {
+        println!("{}", bench::BENCH_HELP);
+        return ExitCode::SUCCESS;
+    }
     if wants_help
         && task != "churn"
         && let Some((name, what)) = TASKS.iter().find(|(n, _)| *n == task)

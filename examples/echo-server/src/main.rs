@@ -105,6 +105,14 @@ fn main() {
         // With the peer's address in every build (the dashboard serves loopback peers only
         // without a token), so the variants still differ only in what is measured.
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app).await.unwrap();
+        // Ctrl-C (SIGINT) stops it gracefully: `cargo xtask bench --icount` reads callgrind's
+        // total at the exit.
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .unwrap();
     });
 }

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod churn;
+pub mod icount;
 pub mod load;
 pub mod probe;
 pub mod report;

@@ -32,6 +32,11 @@ const VARIANTS: [(&str, &str, bool); 5] = [
 ];
 const HANDLERS: [(&str, &str); 2] = [("clean", "/echo"), ("leaky", "/echo/leaky")];
 
+const USAGE: &str = "usage: bench --bin-dir DIR [--rounds N (3)] [--duration S (30)] [--clients N (100)]\n\
+             [--size BYTES (1024)] [--churn K (1000)] [--abrupt F (0.1)] [--grace-ms MS (2000)]\n\
+             [--variants none,a,b,c,d] [--out FILE]\n\
+(normally run by cargo xtask bench)";
+
 struct Plan {
     bin_dir: PathBuf,
     rounds: usize,
@@ -57,7 +62,11 @@ struct Run {
 }
 
 fn parse() -> Result<Plan, String> {
-    let mut a = Args::parse(std::env::args().skip(1), &[])?;
+    let mut a = Args::parse(std::env::args().skip(1), &["help"])?;
+    if a.switch("help") {
+        println!("{USAGE}");
+        std::process::exit(0);
+    }
     let variants = a
         .string("variants")
         .unwrap_or_else(|| "none,a,b,c,d".into());

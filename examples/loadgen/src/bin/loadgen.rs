@@ -18,7 +18,11 @@ type Parsed = (LoadConfig, Option<u32>, Option<(SocketAddr, String)>);
 fn parse() -> Result<Parsed, String> {
     let mut a = Args::parse(std::env::args().skip(1), &["quiet", "help"])?;
     if a.switch("help") {
-        println!("see the top of examples/loadgen/src/bin/loadgen.rs");
+        println!(
+            "usage: loadgen --url ws://HOST:PORT/PATH [--clients N (100)] [--duration S (30)]\n\
+             \x20      [--size BYTES (1024)] [--churn K (0: never reconnect)] [--abrupt F (0)]\n\
+             \x20      [--server-pid PID (RSS growth)] [--leakscope HOST:PORT[/prefix]] [--quiet]"
+        );
         std::process::exit(0);
     }
     let url = a

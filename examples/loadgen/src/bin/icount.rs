@@ -1,0 +1,205 @@
+//! Run with: `cargo xtask bench --icount` (builds the server variants, then runs this).
+//!
+//! Server instructions per message under callgrind (see `loadgen::icount`): the echo server
+//! built as (a) leakscope off and (b) leakscope on, clean and leaky routes, a fixed number of
+//! messages, repeated; medians, spreads and the ratio b / a.
+//!
+//! Flags: `--bin-dir DIR` (the variant binaries `echo-server-{a,b}`), `--repeats N` (3),
+//! `--clients N` (4), `--messages N` (per client in the long run; the short run does half:
+//! 2000), `--per-connection N` (round trips per connection: 100), `--size BYTES` (1024),
+//! `--out FILE` (also write the markdown there).
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use loadgen::args::Args;
+use loadgen::icount::{self, Work};
+use loadgen::report::median;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+const VARIANTS: [(&str, &str); 2] = [("a", "(a) leakscope off"), ("b", "(b) leakscope on")];
+const ROUTES: [(&str, &str); 2] = [("clean", "/echo"), ("leaky", "/echo/leaky")];
+
+const USAGE: &str = "usage: icount --bin-dir DIR [--repeats N (3)] [--clients N (4)] [--messages N (2000)]\n\
+              [--per-connection N (100)] [--size BYTES (1024)] [--out FILE]\n\
+(normally run by cargo xtask bench --icount)";
+
+struct Plan {
+    bin_dir: PathBuf,
+    repeats: usize,
+    clients: usize,
+    messages: u64,
+    per_connection: u64,
+    size: usize,
+    out: Option<PathBuf>,
+}
+
+fn parse() -> Result<Plan, String> {
+    let mut a = Args::parse(std::env::args().skip(1), &["help"])?;
+    if a.switch("help") {
+        println!("{USAGE}");
+        std::process::exit(0);
+    }
+    let plan = Plan {
+        bin_dir: PathBuf::from(
+            a.string("bin-dir")
+                .ok_or("--bin-dir DIR is required (cargo xtask bench --icount sets it)")?,
+        ),
+        repeats: a.get("repeats", 3, "a whole number of repeats")?,
+        clients: a.get("clients", 4, "a whole number of clients")?,
+        messages: a.get("messages", 2000, "a whole number of messages per client")?,
+        per_connection: a.get("per-connection", 100, "a whole number of round trips")?,
+        size: a.get("size", 1024, "a size in bytes")?,
+        out: a.string("out").map(PathBuf::from),
+    };
+    a.finish()?;
+    if plan.repeats == 0 || plan.clients == 0 || plan.messages < 2 || plan.size == 0 {
+        return Err(
+            "--repeats, --clients and --size must be at least 1, --messages at least 2".into(),
+        );
+    }
+    Ok(plan)
+}
+
+/// One server run under callgrind: (instructions, messages).
+async fn one(bin: &Path, route: &str, w: &Work) -> Result<(u64, u64), String> {
+    let mut child = tokio::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(bin)
+        .env("ECHO_ADDR", "127.0.0.1:0")
+        .env("ECHO_WORKERS", "1")
+        .env("LEAKSCOPE_GRACE_MS", "2000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start valgrind (install the Debian package valgrind): {e}"))?;
+    let pid = child.id().ok_or("the server exited at once")?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let err_text = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Some(a) = l.strip_prefix("listening on ") {
+                return Some(a.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .map_err(|_| "the server did not start within 120 s under valgrind")?
+    .ok_or("the server exited before listening")?;
+    let w = Work {
+        url: format!("ws://{addr}{route}"),
+        ..w.clone()
+    };
+    let messages = icount::run(&w).await?;
+    // SIGINT: the server stops gracefully and callgrind prints its total.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .map_err(|e| format!("kill: {e}"))?;
+    if !status.success() {
+        return Err("cannot signal the server".into());
+    }
+    tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .map_err(|_| "the server did not stop within 120 s of SIGINT")?
+        .map_err(|e| e.to_string())?;
+    let err = err_text.await.map_err(|e| e.to_string())?;
+    let total = icount::collected(&err).ok_or_else(|| format!("no callgrind total in:\n{err}"))?;
+    Ok((total, messages))
+}
+
+async fn run(plan: Plan) -> Result<String, String> {
+    let work = |messages| Work {
+        url: String::new(),
+        clients: plan.clients,
+        messages_per_client: messages,
+        per_connection: plan.per_connection,
+        size: plan.size,
+    };
+    let mut rows = String::new();
+    for (route_name, route) in ROUTES {
+        let mut per: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+        for r in 0..plan.repeats {
+            for (i, (v, _)) in VARIANTS.iter().enumerate() {
+                let bin = plan.bin_dir.join(format!("echo-server-{v}"));
+                let short = one(&bin, route, &work(plan.messages / 2)).await?;
+                let long = one(&bin, route, &work(plan.messages)).await?;
+                let pm = icount::per_message(short, long)
+                    .ok_or("the long run counted fewer instructions than the short one")?;
+                eprintln!(
+                    "{route_name} {v} repeat {}: {pm:.0} instructions per message",
+                    r + 1
+                );
+                per[i].push(pm);
+            }
+        }
+        let ratios: Vec<f64> = per[1].iter().zip(&per[0]).map(|(b, a)| b / a).collect();
+        let spread = |v: &[f64]| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+            format!("{:.0} [{lo:.0}–{hi:.0}]", median(v.to_vec()))
+        };
+        let (rlo, rhi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+        rows.push_str(&format!(
+            "| {route_name} | {} | {} | {:.3}x [{rlo:.3}–{rhi:.3}] |\n",
+            spread(&per[0]),
+            spread(&per[1]),
+            median(ratios.clone())
+        ));
+    }
+    Ok(format!(
+        "Server instructions per message (callgrind, one worker, {} clients in lockstep, {} B \
+         messages, {} round trips per connection, (long - short) / {} messages, {} repeats; \
+         median [min–max]):\n\n| route | {} | {} | ratio b / a |\n|---|---|---|---|\n{rows}",
+        plan.clients,
+        plan.size,
+        plan.per_connection,
+        plan.clients as u64 * (plan.messages - plan.messages / 2),
+        plan.repeats,
+        VARIANTS[0].1,
+        VARIANTS[1].1,
+    ))
+}
+
+fn main() -> ExitCode {
+    let plan = match parse() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("icount: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = plan.out.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match rt.block_on(run(plan)) {
+        Ok(table) => {
+            println!("{table}");
+            if let Some(p) = out
+                && let Err(e) = std::fs::write(&p, &table)
+            {
+                eprintln!("icount: cannot write {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("icount: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `cargo xtask bench --icount`: server instructions per message, counted by callgrind.
+//!
+//! Wall clock on a shared 2-core box swings by ±40% from one round to the next; instructions
+//! do not. The echo server runs under `valgrind --tool=callgrind` with one worker; a fixed
+//! number of messages round-trips through it (clients in lockstep: send, wait for the echo),
+//! then SIGINT stops it gracefully and callgrind prints the instructions it counted. Two runs
+//! of different lengths per case, so start-up and shutdown cancel out:
+//! `(instructions(long) - instructions(short)) / (messages(long) - messages(short))`.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A fixed amount of work.
+#[derive(Debug, Clone)]
+pub struct Work {
+    /// `ws://host:port/path`.
+    pub url: String,
+    /// Clients at once, each in lockstep.
+    pub clients: usize,
+    /// Round trips per client in total.
+    pub messages_per_client: u64,
+    /// Round trips per connection before a clean close and a new connection (0: one
+    /// connection per client).
+    pub per_connection: u64,
+    /// Message size in bytes.
+    pub size: usize,
+}
+
+/// Round-trips exactly `clients * messages_per_client` messages; fails on any error (a count
+/// that is not exact would not be a figure).
+pub async fn run(w: &Work) -> Result<u64, String> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..w.clients {
+        let w = w.clone();
+        set.spawn(async move { client(&w).await });
+    }
+    let mut total = 0;
+    while let Some(r) = set.join_next().await {
+        total += r.map_err(|e| format!("a client panicked: {e}"))??;
+    }
+    Ok(total)
+}
+
+async fn client(w: &Work) -> Result<u64, String> {
+    let payload = vec![0xa5u8; w.size];
+    let mut done = 0u64;
+    while done < w.messages_per_client {
+        let (mut ws, _) = tokio_tungstenite::connect_async(w.url.as_str())
+            .await
+            .map_err(|e| format!("connect {}: {e}", w.url))?;
+        let mut on_this = 0u64;
+        while done < w.messages_per_client && (w.per_connection == 0 || on_this < w.per_connection)
+        {
+            ws.send(Message::binary(payload.clone()))
+                .await
+                .map_err(|e| format!("send: {e}"))?;
+            match tokio::time::timeout(Duration::from_secs(120), ws.next()).await {
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("no echo: {other:?}")),
+            }
+            done += 1;
+            on_this += 1;
+        }
+        ws.close(None).await.map_err(|e| format!("close: {e}"))?;
+        while let Some(Ok(_)) = ws.next().await {}
+    }
+    Ok(done)
+}
+
+/// The total of callgrind's `Collected : N` line in `stderr`.
+pub fn collected(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once("Collected :"))
+        .and_then(|(_, n)| n.trim().parse().ok())
+}
+
+/// Instructions per message from a short and a long run.
+pub fn per_message(short: (u64, u64), long: (u64, u64)) -> Option<f64> {
+    let (di, dm) = (long.0.checked_sub(short.0)?, long.1.checked_sub(short.1)?);
+    (dm > 0).then(|| di as f64 / dm as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_callgrinds_total() {
+        let err = "==12== Callgrind, a call-graph generating cache profiler\n\
+                   ==12== Events    : Ir\n==12== Collected : 123456789\n==12==\n==12== I   refs:      123,456,789\n";
+        assert_eq!(collected(err), Some(123_456_789));
+        assert_eq!(collected("no total here"), None);
+        assert_eq!(per_message((1_000, 10), (3_000, 30)), Some(100.0));
+        assert_eq!(per_message((3_000, 30), (1_000, 10)), None);
+    }
+}
