@@ -108,30 +108,6 @@ pub(crate) fn bench(rest: &[String]) -> Result<(), String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn flags_are_checked_before_building() {
-        assert!(check_flags(&args(&["--rounds", "5", "--size", "64"]), BENCH_FLAGS).is_ok());
-        let e = check_flags(&args(&["--bogus", "1"]), BENCH_FLAGS).unwrap_err();
-        assert!(e.starts_with("unknown flag --bogus"), "{e}");
-        let e = check_flags(&args(&["--rounds"]), BENCH_FLAGS).unwrap_err();
-        assert!(e.starts_with("--rounds needs a value"), "{e}");
-        let e = check_flags(&args(&["--rounds", "--size", "1"]), BENCH_FLAGS).unwrap_err();
-        assert!(e.starts_with("--rounds needs a value"), "{e}");
-        let e = check_flags(&args(&["rounds"]), BENCH_FLAGS).unwrap_err();
-        assert!(e.starts_with("unexpected argument"), "{e}");
-        assert!(check_flags(&args(&["--messages", "100"]), ICOUNT_FLAGS).is_ok());
-        assert!(check_flags(&args(&["--messages", "100"]), BENCH_FLAGS).is_err());
-    }
-}
-
 /// The median (ns) criterion recorded for `group/name`.
 fn criterion_median(target: &Path, group: &str, name: &str) -> Option<f64> {
     let path = target.join(format!("criterion/{group}/{name}/new/estimates.json"));
@@ -278,4 +254,28 @@ fn icount_table(bin: &Path) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_are_checked_before_building() {
+        assert!(check_flags(&args(&["--rounds", "5", "--size", "64"]), BENCH_FLAGS).is_ok());
+        let e = check_flags(&args(&["--bogus", "1"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("unknown flag --bogus"), "{e}");
+        let e = check_flags(&args(&["--rounds"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("--rounds needs a value"), "{e}");
+        let e = check_flags(&args(&["--rounds", "--size", "1"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("--rounds needs a value"), "{e}");
+        let e = check_flags(&args(&["rounds"]), BENCH_FLAGS).unwrap_err();
+        assert!(e.starts_with("unexpected argument"), "{e}");
+        assert!(check_flags(&args(&["--messages", "100"]), ICOUNT_FLAGS).is_ok());
+        assert!(check_flags(&args(&["--messages", "100"]), BENCH_FLAGS).is_err());
+    }
 }
