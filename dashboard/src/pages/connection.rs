@@ -1,10 +1,10 @@
 //! `GET /conn/{id}`: one connection's facts and bytes, where its live bytes were allocated (and
-//! its heap profile), its tasks on a timeline and in a table.
+//! its heap profile), its tasks on a timeline and in a table, its own log lines.
 
 use askama::Template;
 use axum::extract::Path;
 use axum::response::Html;
-use leakscope::{AllocationSite, ConnectionInfo, HeapTotals, Snapshot, TaskInfo};
+use leakscope::{AllocationSite, ConnectionInfo, HeapTotals, LogEvent, Snapshot, TaskInfo};
 
 use super::timeline::{self, Timeline};
 use super::{Ctx, Fact, fact, task_class};
@@ -25,6 +25,18 @@ struct TaskRow {
     spawned: String,
     lifetime: String,
     outlived: String,
+}
+
+/// One of the connection's own log lines.
+struct LogRow {
+    at: String,
+    /// `after-close` for a line emitted after its socket closed.
+    class: &'static str,
+    level: String,
+    target: String,
+    message: String,
+    fields: String,
+    task: Option<u64>,
 }
 
 /// Where some of the connection's live bytes were allocated.
@@ -55,6 +67,8 @@ struct ConnPage {
     tl: Timeline,
     tasks: Vec<TaskRow>,
     tasks_total: usize,
+    logs: Vec<LogRow>,
+    logs_dropped: u64,
 }
 
 fn facts(c: &ConnectionInfo, now: u64) -> Vec<Fact> {
@@ -128,6 +142,22 @@ fn task_row(c: &ConnectionInfo, t: &TaskInfo, now: u64) -> TaskRow {
     }
 }
 
+fn log_row(c: &ConnectionInfo, e: &LogEvent) -> LogRow {
+    let after_close = c.closed_at_ms.is_some_and(|at| e.at_ms > at);
+    LogRow {
+        at: format!(
+            "+{}",
+            view::duration_ms(e.at_ms.saturating_sub(c.opened_at_ms))
+        ),
+        class: if after_close { "after-close" } else { "" },
+        level: e.level.clone(),
+        target: e.target.clone(),
+        message: e.message.clone(),
+        fields: e.fields.clone(),
+        task: e.task_id,
+    }
+}
+
 fn render(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askama::Error> {
     let now = s.taken_at_ms;
     let mut tasks: Vec<&TaskInfo> = s.tasks_of(c.id).collect();
@@ -151,6 +181,8 @@ fn render(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askama::
             .map(|t| task_row(c, t, now))
             .collect(),
         tasks_total: tasks.len(),
+        logs: c.events.iter().map(|e| log_row(c, e)).collect(),
+        logs_dropped: c.events_dropped,
     }
     .render()
 }
