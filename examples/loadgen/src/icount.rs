@@ -77,6 +77,19 @@ pub fn collected(stderr: &str) -> Option<u64> {
         .and_then(|(_, n)| n.trim().parse().ok())
 }
 
+/// The instructions `callgrind_annotate --inclusive=no` output attributes to libc's `memset`
+/// (its own cost, callees excluded). valgrind counts each iteration of `rep stosb` as an
+/// instruction, so a large `memset` (tungstenite zeroes its read buffer on every read)
+/// weighs a byte per instruction here, far more than it costs a real CPU.
+pub fn memset_self(annotate: &str) -> u64 {
+    annotate
+        .lines()
+        .filter(|l| l.contains("memset") && l.contains("libc.so"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| n.replace(',', "").parse::<u64>().ok())
+        .sum()
+}
+
 /// Instructions per message from a short and a long run.
 pub fn per_message(short: (u64, u64), long: (u64, u64)) -> Option<f64> {
     let (di, dm) = (long.0.checked_sub(short.0)?, long.1.checked_sub(short.1)?);
@@ -93,6 +106,10 @@ mod tests {
                    ==12== Events    : Ir\n==12== Collected : 123456789\n==12==\n==12== I   refs:      123,456,789\n";
         assert_eq!(collected(err), Some(123_456_789));
         assert_eq!(collected("no total here"), None);
+        let annotate = "471,374,814 (96.44%)  ./string/memset-vec-unaligned-erms.S:__memset_avx2_unaligned_erms [/usr/lib/x86_64-linux-gnu/libc.so.6]\n\
+                        796,253 ( 0.16%)  ./string/memmove-vec-unaligned-erms.S:__memcpy_avx_unaligned_erms [/usr/lib/x86_64-linux-gnu/libc.so.6]\n\
+                        488 ( 0.00%)  ./string/memset-vec-unaligned-erms.S:memset [/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2]\n";
+        assert_eq!(memset_self(annotate), 471_374_814);
         assert_eq!(per_message((1_000, 10), (3_000, 30)), Some(100.0));
         assert_eq!(per_message((3_000, 30), (1_000, 10)), None);
     }

@@ -62,10 +62,13 @@ fn parse() -> Result<Plan, String> {
     Ok(plan)
 }
 
-/// One server run under callgrind: (instructions, messages).
-async fn one(bin: &Path, route: &str, w: &Work) -> Result<(u64, u64), String> {
+/// One server run under callgrind: (instructions, instructions outside libc's `memset`,
+/// messages).
+async fn one(bin: &Path, route: &str, w: &Work) -> Result<(u64, u64, u64), String> {
+    let out = std::env::temp_dir().join(format!("leakscope-icount-{}.out", std::process::id()));
     let mut child = tokio::process::Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(bin)
         .env("ECHO_ADDR", "127.0.0.1:0")
         .env("ECHO_WORKERS", "1")
@@ -113,7 +116,14 @@ async fn one(bin: &Path, route: &str, w: &Work) -> Result<(u64, u64), String> {
         .map_err(|e| e.to_string())?;
     let err = err_text.await.map_err(|e| e.to_string())?;
     let total = icount::collected(&err).ok_or_else(|| format!("no callgrind total in:\n{err}"))?;
-    Ok((total, messages))
+    let annotate = std::process::Command::new("callgrind_annotate")
+        .args(["--inclusive=no", "--threshold=100"])
+        .arg(&out)
+        .output()
+        .map_err(|e| format!("callgrind_annotate (from the valgrind package): {e}"))?;
+    let _ = std::fs::remove_file(&out);
+    let memset = icount::memset_self(&String::from_utf8_lossy(&annotate.stdout));
+    Ok((total, total - memset.min(total), messages))
 }
 
 async fn run(plan: Plan) -> Result<String, String> {
@@ -126,42 +136,52 @@ async fn run(plan: Plan) -> Result<String, String> {
     };
     let mut rows = String::new();
     for (route_name, route) in ROUTES {
-        let mut per: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+        // Per variant: instructions per message, all and outside memset.
+        let mut per: Vec<[Vec<f64>; 2]> = vec![[Vec::new(), Vec::new()]; VARIANTS.len()];
         for r in 0..plan.repeats {
             for (i, (v, _)) in VARIANTS.iter().enumerate() {
                 let bin = plan.bin_dir.join(format!("echo-server-{v}"));
                 let short = one(&bin, route, &work(plan.messages / 2)).await?;
                 let long = one(&bin, route, &work(plan.messages)).await?;
-                let pm = icount::per_message(short, long)
-                    .ok_or("the long run counted fewer instructions than the short one")?;
+                for (k, pick) in [
+                    |x: (u64, u64, u64)| (x.0, x.2),
+                    |x: (u64, u64, u64)| (x.1, x.2),
+                ]
+                .iter()
+                .enumerate()
+                {
+                    let pm = icount::per_message(pick(short), pick(long))
+                        .ok_or("the long run counted fewer instructions than the short one")?;
+                    per[i][k].push(pm);
+                }
                 eprintln!(
-                    "{route_name} {v} repeat {}: {pm:.0} instructions per message",
-                    r + 1
+                    "{route_name} {v} repeat {}: {:.0} instructions per message, {:.0} outside memset",
+                    r + 1,
+                    per[i][0][r],
+                    per[i][1][r]
                 );
-                per[i].push(pm);
             }
         }
-        let ratios: Vec<f64> = per[1].iter().zip(&per[0]).map(|(b, a)| b / a).collect();
-        let spread = |v: &[f64]| {
-            let (lo, hi) = v
+        for (k, what) in ["all", "outside memset"].iter().enumerate() {
+            let ratios: Vec<f64> = per[1][k]
                 .iter()
-                .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
-            format!("{:.0} [{lo:.0}–{hi:.0}]", median(v.to_vec()))
-        };
-        let (rlo, rhi) = ratios
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
-        rows.push_str(&format!(
-            "| {route_name} | {} | {} | {:.3}x [{rlo:.3}–{rhi:.3}] |\n",
-            spread(&per[0]),
-            spread(&per[1]),
-            median(ratios.clone())
-        ));
+                .zip(&per[0][k])
+                .map(|(b, a)| b / a)
+                .collect();
+            rows.push_str(&format!(
+                "| {route_name} | {what} | {} | {} | {} |\n",
+                spread(&per[0][k], 0),
+                spread(&per[1][k], 0),
+                spread(&ratios, 3),
+            ));
+        }
     }
     Ok(format!(
         "Server instructions per message (callgrind, one worker, {} clients in lockstep, {} B \
          messages, {} round trips per connection, (long - short) / {} messages, {} repeats; \
-         median [min–max]):\n\n| route | {} | {} | ratio b / a |\n|---|---|---|---|\n{rows}",
+         median [min–max]; \"outside memset\": without libc memset's own instructions, \
+         which valgrind counts per byte):\n\n| route | instructions | {} | {} | ratio b / a |\n\
+         |---|---|---|---|---|\n{rows}",
         plan.clients,
         plan.size,
         plan.per_connection,
@@ -170,6 +190,17 @@ async fn run(plan: Plan) -> Result<String, String> {
         VARIANTS[0].1,
         VARIANTS[1].1,
     ))
+}
+
+/// `median [min–max]` with `digits` decimals.
+fn spread(v: &[f64], digits: usize) -> String {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+    format!(
+        "{:.digits$} [{lo:.digits$}–{hi:.digits$}]",
+        median(v.to_vec())
+    )
 }
 
 fn main() -> ExitCode {
