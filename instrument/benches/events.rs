@@ -41,7 +41,10 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} {v:?}: not a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} {v:?}: not a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -53,11 +56,19 @@ fn median_spread(mut v: Vec<f64>) -> (f64, f64, f64) {
 fn main() {
     let (rounds, n) = (arg("--rounds", 9) as usize, arg("--events", 200_000));
     let _ = leakscope::Builder::new().install();
-    let names = ["registry", "registry + layer", "fmt (sink)", "fmt (sink) + layer"];
+    let names = [
+        "registry",
+        "registry + layer",
+        "fmt (sink)",
+        "fmt (sink) + layer",
+    ];
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
         ns[0].push(run(tracing_subscriber::registry(), n));
-        ns[1].push(run(tracing_subscriber::registry().with(leakscope::layer()), n));
+        ns[1].push(run(
+            tracing_subscriber::registry().with(leakscope::layer()),
+            n,
+        ));
         ns[2].push(run(tracing_subscriber::registry().with(fmt_sink()), n));
         ns[3].push(run(
             tracing_subscriber::registry()

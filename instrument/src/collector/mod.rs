@@ -11,6 +11,7 @@ mod event;
 mod frozen;
 pub(crate) mod logs;
 mod pprof;
+mod queue;
 mod records;
 mod retention;
 mod sites;
@@ -38,6 +39,8 @@ pub(crate) use state::State;
 pub(crate) struct Collector {
     pub(crate) config: Config,
     state: Mutex<State>,
+    /// Task events waiting for the lock's next holder (see `queue.rs`).
+    tasks: queue::Queue<Event>,
     hooks_installed: AtomicBool,
     hooks_missing: AtomicBool,
 }
@@ -83,28 +86,48 @@ impl Collector {
         crate::heap::sample::set_interval(config.sample_bytes);
         Collector {
             state: Mutex::new(State::new(config.clone(), table, warnings)),
+            tasks: queue::Queue::new(),
             config,
             hooks_installed: AtomicBool::new(false),
             hooks_missing: AtomicBool::new(false),
         }
     }
 
+    /// The state, with the waiting task events applied first (in order, each at its time).
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than losing tracking altogether, so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.tasks.drain(|ev, at| {
+            st.apply(ev, at);
+        });
+        st
     }
 
-    /// Applies one event: the only way the state changes.
+    /// Applies one event: the only way the state changes. A task event waits in the queue for
+    /// the lock's next holder (the hooks never wait for the lock); any other event takes the
+    /// lock, after the task events that came before it.
     pub(crate) fn send(&self, ev: Event) -> Applied {
         let _g = tag::untracked();
-        let now = match ev {
+        match ev {
             Event::TaskSpawned { .. } | Event::TaskEnded { .. } | Event::TaskAnnounced { .. } => {
-                clock::coarse_ms()
+                let waiting = self.tasks.push(ev, clock::coarse_ms());
+                if waiting > queue::HARD_CAP {
+                    drop(self.lock());
+                } else if waiting > queue::SOFT_CAP
+                    && let Ok(mut st) = self.state.try_lock()
+                {
+                    self.tasks.drain(|ev, at| {
+                        st.apply(ev, at);
+                    });
+                }
+                Applied::Done
             }
-            _ => clock::now_ms(),
-        };
-        self.lock().apply(ev, now)
+            _ => {
+                let now = clock::now_ms();
+                self.lock().apply(ev, now)
+            }
+        }
     }
 
     /// `hooks` once any runtime was built with leakscope's hooks (and `--cfg tokio_unstable`).

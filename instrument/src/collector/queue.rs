@@ -1,0 +1,151 @@
+//! Task events wait here instead of taking the collector's lock: the spawn and terminate hooks
+//! of tagged tasks push and go on, and never wait for a snapshot's copy under the lock.
+//!
+//! Whoever takes the lock next applies them first, in the order they were pushed, each at the
+//! time it was pushed (`Collector::lock`): an event sent directly (a close, a snapshot's tick)
+//! is applied after every task event that happened before it, so the state sees the same order
+//! as if every event had taken the lock. A push past [`SOFT_CAP`] waiting events drains them if
+//! the lock is free; past [`HARD_CAP`] it waits for the lock: the queue is bounded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, MutexGuard};
+
+/// Waiting events past which a push drains, if the lock is free.
+pub(super) const SOFT_CAP: usize = 16 * 1024;
+/// Waiting events past which a push waits for the lock and drains.
+pub(super) const HARD_CAP: usize = 256 * 1024;
+
+/// A FIFO of `(event, time)` with many producers; drained under the collector's lock.
+pub(super) struct Queue<T> {
+    tx: Sender<(T, u64)>,
+    rx: Mutex<Receiver<(T, u64)>>,
+    /// Pushed and not yet drained. Raised before the push, lowered after the pop: never below
+    /// the events in the channel, so a drain that reads 0 has nothing to miss.
+    waiting: AtomicUsize,
+}
+
+impl<T> Queue<T> {
+    pub(super) fn new() -> Self {
+        let (tx, rx) = channel();
+        Queue {
+            tx,
+            rx: Mutex::new(rx),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues `ev` at time `at`; returns how many events wait now.
+    pub(super) fn push(&self, ev: T, at: u64) -> usize {
+        let n = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        // The receiver lives as long as the queue: the send cannot fail.
+        let _ = self.tx.send((ev, at));
+        n
+    }
+
+    /// Applies every waiting event in order. Call it holding the lock the events are for, so
+    /// no two drains interleave.
+    pub(super) fn drain(&self, mut apply: impl FnMut(T, u64)) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let rx: MutexGuard<'_, Receiver<(T, u64)>> =
+            self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        while let Ok((ev, at)) = rx.try_recv() {
+            apply(ev, at);
+            n += 1;
+        }
+        self.waiting.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// The model: every operation applied in program order. The queue: pushes wait, a direct
+    /// operation drains first (as `Collector::lock` does), a final drain (a snapshot) ends.
+    fn through_queue(ops: &[(bool, u32)]) -> Vec<(u32, u64)> {
+        let q = Queue::new();
+        let applied = Mutex::new(Vec::new());
+        for (i, &(queued, v)) in ops.iter().enumerate() {
+            let at = i as u64;
+            if queued {
+                q.push(v, at);
+            } else {
+                let mut log = applied.lock().unwrap();
+                q.drain(|e, t| log.push((e, t)));
+                log.push((v, at));
+            }
+        }
+        let mut log = applied.lock().unwrap();
+        q.drain(|e, t| log.push((e, t)));
+        assert_eq!(q.waiting(), 0);
+        std::mem::take(&mut *log)
+    }
+
+    proptest! {
+        #[test]
+        fn applies_in_program_order_each_at_its_time(
+            ops in proptest::collection::vec((any::<bool>(), any::<u32>()), 0..200)
+        ) {
+            let model: Vec<(u32, u64)> =
+                ops.iter().enumerate().map(|(i, &(_, v))| (v, i as u64)).collect();
+            prop_assert_eq!(through_queue(&ops), model);
+        }
+    }
+
+    /// Many producers: each producer's events in its order, none lost, and an event pushed
+    /// before a direct operation (happens-before through a channel) is applied before it.
+    #[test]
+    fn producers_keep_their_order_and_a_direct_event_comes_after_what_preceded_it() {
+        const PRODUCERS: u32 = 4;
+        const EACH: u32 = 20_000;
+        let q = Arc::new(Queue::new());
+        let lock = Arc::new(Mutex::new(Vec::<(u32, u32)>::new()));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let threads: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (q, lock, done_tx) = (q.clone(), lock.clone(), done_tx.clone());
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        if q.push((p, i), 0) > SOFT_CAP
+                            && let Ok(mut log) = lock.try_lock()
+                        {
+                            q.drain(|e, _| log.push(e));
+                        }
+                    }
+                    // Told after its last push: the direct event below must see all of them.
+                    done_tx.send(p).unwrap();
+                })
+            })
+            .collect();
+        for _ in 0..PRODUCERS {
+            let p = done_rx.recv().unwrap();
+            let mut log = lock.lock().unwrap();
+            q.drain(|e, _| log.push(e));
+            log.push((p, u32::MAX)); // the direct event
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let log = lock.lock().unwrap();
+        assert_eq!(log.len() as u32, PRODUCERS * (EACH + 1));
+        for p in 0..PRODUCERS {
+            let mine: Vec<u32> = log.iter().filter(|e| e.0 == p).map(|e| e.1).collect();
+            let expected: Vec<u32> = (0..EACH).chain([u32::MAX]).collect();
+            assert_eq!(
+                mine, expected,
+                "producer {p}: in order, the direct event last"
+            );
+        }
+    }
+}
