@@ -89,6 +89,7 @@ mod live;
 mod middleware;
 mod pages;
 mod query;
+mod report;
 mod router;
 mod sampler;
 mod server;
@@ -99,6 +100,7 @@ mod testing;
 mod view;
 
 pub use hosts::BadHost;
+pub use report::{ReportError, ReportFiles, report_html, write_report};
 pub use router::{RouterOptions, router, router_with, router_with_shutdown};
 pub use server::{DEFAULT_ADDR, Dashboard, Options, ServeError, serve, serve_from_env};
 /// Re-exported for [`router_with_shutdown`] and [`RouterOptions::shutdown`].

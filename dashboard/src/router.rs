@@ -5,12 +5,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{self, Access};
 use crate::error::DashError;
 use crate::hosts::{self, BadHost};
+use crate::report::OnShutdown;
 use crate::state::Shared;
 use crate::{api, assets, auth, live, middleware, pages};
 
@@ -157,7 +158,8 @@ pub fn router() -> Router {
 }
 
 /// [`router`] (options from the environment) whose live streams end when `shutdown` is
-/// cancelled:
+/// cancelled, and which writes the report files once its graceful shutdown is over when a
+/// report path is configured (`LEAKSCOPE_REPORT`; see [`router_with`]):
 ///
 /// ```no_run
 /// # async fn run(
@@ -183,7 +185,21 @@ pub fn router_with_shutdown(shutdown: CancellationToken) -> Router {
 
 /// The routes with these options (nothing read from the environment; start from
 /// [`RouterOptions::from_env`] for that). Logs the access rule in force, once.
+///
+/// With a [shutdown token](RouterOptions::shutdown) and a report path configured
+/// (`LEAKSCOPE_REPORT`, `leakscope::Builder::report`), the router writes the report files
+/// ([`write_report`](crate::write_report)) once when it is dropped after the token was
+/// cancelled: when `axum::serve`'s graceful shutdown is over and the last connection lets go
+/// of it (on the runtime, so before the runtime's shutdown returns). A router kept alive
+/// elsewhere (a clone in a static) writes nothing then: call `write_report` yourself.
 pub fn router_with(opts: RouterOptions) -> Router {
+    let on_shutdown = opts.shutdown.clone().map(|t| Arc::new(OnShutdown::new(t)));
+    build(opts, on_shutdown)
+}
+
+/// [`router_with`], whose shutdown report is `on_shutdown` (the standalone server's, which it
+/// also writes itself).
+pub(crate) fn build(opts: RouterOptions, on_shutdown: Option<Arc<OnShutdown>>) -> Router {
     let access = Access::new(
         opts.bearer_token.is_some(),
         opts.allow_non_loopback,
@@ -193,6 +209,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
     let shared = Arc::new(Shared {
         token: opts.bearer_token,
         shutdown: opts.shutdown,
+        on_drop: on_shutdown.map(|r| r as Arc<dyn std::any::Any + Send + Sync>),
     });
     Router::new()
         .route("/", get(pages::overview))
@@ -203,6 +220,7 @@ pub fn router_with(opts: RouterOptions) -> Router {
         .route("/api/history", get(api::history))
         .route("/api/events", get(live::events))
         .route("/api/report", get(api::report))
+        .route("/api/report/save", post(api::save_report))
         .route("/api/pprof", get(api::pprof))
         .route("/metrics", get(api::metrics))
         .route("/health", get(api::health))
@@ -223,7 +241,7 @@ async fn not_found() -> Response {
     DashError::not_found(
         "leakscope dashboard: no such page (the overview is the dashboard's root; \
          see also fixes, api/snapshot, api/history, api/events, api/report, api/pprof, metrics, \
-         health)",
+         health; POST api/report/save)",
     )
     .into_response()
 }

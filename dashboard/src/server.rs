@@ -1,10 +1,12 @@
 //! The standalone dashboard server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::report::OnShutdown;
 use crate::{BadHost, RouterOptions};
 
 /// The default standalone address.
@@ -179,13 +181,24 @@ pub struct Dashboard {
     pub addr: SocketAddr,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    report: Arc<OnShutdown>,
 }
 
 impl Dashboard {
-    /// Stops serving; open live streams end.
+    /// Stops serving; open live streams end. Then, with a report path configured
+    /// (`LEAKSCOPE_REPORT`, `leakscope::Builder::report`), the report files are written
+    /// ([`write_report`](crate::write_report)) and where is logged: they are on disk when
+    /// this returns.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         let _ = self.task.await;
+        // The server's task wrote it, unless it ended otherwise (a panic): then here.
+        let report = Arc::clone(&self.report);
+        let written =
+            leakscope::untracked(|| tokio::task::spawn_blocking(move || report.write())).await;
+        if written.is_err() {
+            self.report.write(); // no blocking pool any more
+        }
     }
 
     /// A token that stops the dashboard when cancelled.
@@ -205,7 +218,8 @@ pub async fn serve_from_env() -> Result<Option<Dashboard>, ServeError> {
 ///
 /// Refuses a non-loopback address unless [`Options::allow_non_loopback`] is set and a token is
 /// configured. [`Dashboard::shutdown`] (or cancelling [`Dashboard::cancel_token`]) stops it and
-/// ends open live streams. It also starts the sampler behind the charts (one per process).
+/// ends open live streams; once stopped, it writes the report files when a report path is
+/// configured (`LEAKSCOPE_REPORT`, see [`write_report`](crate::write_report)). It also starts the sampler behind the charts (one per process).
 pub async fn serve(opts: Options) -> Result<Option<Dashboard>, ServeError> {
     if !leakscope::ENABLED {
         return Ok(None);
@@ -223,9 +237,13 @@ pub async fn serve(opts: Options) -> Result<Option<Dashboard>, ServeError> {
     router_opts.bearer_token = opts.token;
     router_opts.allow_non_loopback = opts.allow_non_loopback;
     router_opts.allowed_hosts = opts.allowed_hosts;
+    // One report for the router and `Dashboard::shutdown`, which waits for it.
+    let report = Arc::new(OnShutdown::new(cancel.clone()));
     // With the peer's address: the router serves loopback peers only without a token.
-    let app = crate::router_with(router_opts).into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::router::build(router_opts, Some(Arc::clone(&report)))
+        .into_make_service_with_connect_info::<SocketAddr>();
     crate::sampler::ensure_running();
+    let on_stop = Arc::clone(&report);
     let task = leakscope::untracked(|| {
         tokio::spawn(async move {
             let res = axum::serve(listener, app)
@@ -234,9 +252,16 @@ pub async fn serve(opts: Options) -> Result<Option<Dashboard>, ServeError> {
             if let Err(e) = res {
                 tracing::error!(target: "leakscope", "dashboard server failed: {e}");
             }
+            // Stopped (cancelled): the report, once, on the blocking pool.
+            let _ = tokio::task::spawn_blocking(move || on_stop.write()).await;
         })
     });
-    Ok(Some(Dashboard { addr, cancel, task }))
+    Ok(Some(Dashboard {
+        addr,
+        cancel,
+        task,
+        report,
+    }))
 }
 
 #[cfg(test)]

@@ -314,3 +314,40 @@ fn json_metrics_report_health_and_assets() {
         }
     });
 }
+
+#[test]
+fn report_as_html_and_saving_it_without_a_path() {
+    run(async {
+        make_orphan("routes/report-html").await;
+        let app = router();
+        let r = get(&app, "/api/report?format=html").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.header("content-type").starts_with("text/html"));
+        assert!(
+            r.header("content-disposition")
+                .starts_with("attachment; filename=\"leakscope-report-")
+                && r.header("content-disposition").ends_with(".html\"")
+        );
+        assert!(
+            r.body
+                .contains("<script type=\"application/json\" id=\"report\">")
+        );
+        assert!(r.body.contains("routes/report-html"));
+        let r = get(&app, "/api/report?format=json").await;
+        assert_eq!(r.header("content-type"), "application/json");
+        let r = get(&app, "/api/report?format=pdf").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body.contains("expected json or html"), "{}", r.body);
+
+        // This test binary configures no report path: a clear 409, in JSON.
+        let r = request(&app, Method::POST, "/api/report/save", &[]).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(r.header("content-type"), "application/json");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        let msg = v["error"].as_str().expect("an error message");
+        assert!(
+            msg.contains("no report path configured") && msg.contains("LEAKSCOPE_REPORT"),
+            "{msg}"
+        );
+    });
+}

@@ -1,13 +1,15 @@
 //! The JSON routes: the snapshot (the public contract), the history ring and the post-mortem
-//! report.
+//! report (as a download, or saved to the configured report files).
 
 use axum::extract::RawQuery;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::json;
 
-use crate::error::DashResult;
+use crate::error::{DashError, DashResult, shown};
 use crate::query::Params;
+use crate::report::{self, Report, ReportError};
 use crate::sampler;
 
 fn json_response<T: Serialize>(value: &T) -> DashResult<Response> {
@@ -29,85 +31,82 @@ pub(crate) async fn history(RawQuery(q): RawQuery) -> DashResult<Response> {
     json_response(&h)
 }
 
-#[derive(Serialize)]
-struct ConfigInfo {
-    grace_ms: u64,
-    retention_ms: u64,
-    max_closed_connections: usize,
-    max_leaking_connections: usize,
-    max_ended_tasks_per_connection: usize,
-    retained_bytes_threshold: u64,
-}
-
-#[derive(Serialize)]
-struct BuildInfo {
-    dashboard_version: &'static str,
-    leakscope_enabled: bool,
-    tokio_unstable: bool,
-    taskdump: bool,
-    debug_assertions: bool,
-    target_os: &'static str,
-    target_arch: &'static str,
-}
-
-#[derive(Serialize)]
-struct Report {
-    generated_at_ms: u64,
-    snapshot: leakscope::Snapshot,
-    history: sampler::History,
-    config: ConfigInfo,
-    build: BuildInfo,
-}
-
-impl ConfigInfo {
-    fn current() -> ConfigInfo {
-        let c = leakscope::config();
-        ConfigInfo {
-            grace_ms: c.grace.as_millis() as u64,
-            retention_ms: c.retention.as_millis() as u64,
-            max_closed_connections: c.max_closed_connections,
-            max_leaking_connections: c.max_leaking_connections,
-            max_ended_tasks_per_connection: c.max_ended_tasks_per_connection,
-            retained_bytes_threshold: c.retained_bytes_threshold,
-        }
-    }
-}
-
-impl BuildInfo {
-    const THIS: BuildInfo = BuildInfo {
-        dashboard_version: env!("CARGO_PKG_VERSION"),
-        leakscope_enabled: leakscope::ENABLED,
-        tokio_unstable: cfg!(tokio_unstable),
-        taskdump: crate::dump::AVAILABLE,
-        debug_assertions: cfg!(debug_assertions),
-        target_os: std::env::consts::OS,
-        target_arch: std::env::consts::ARCH,
-    };
-}
-
-/// `GET /api/report`: everything for a post-mortem, as a JSON download.
+/// `GET /api/report`: everything for a post-mortem, as a JSON download (the report file's
+/// JSON); `?format=html` the same report as its self-contained HTML viewer.
 pub(crate) async fn report(RawQuery(q): RawQuery) -> DashResult<Response> {
-    Params::parse(q.as_deref(), &[])?;
-    let config = ConfigInfo::current();
-    let snapshot = leakscope::snapshot();
-    let report = Report {
-        generated_at_ms: snapshot.taken_at_ms,
-        history: sampler::history(),
-        config,
-        build: BuildInfo::THIS,
-        snapshot,
+    let params = Params::parse(q.as_deref(), &["format"])?;
+    let html = match params.get("format") {
+        None | Some("" | "json") => false,
+        Some("html") => true,
+        Some(other) => {
+            return Err(DashError::bad_request(format!(
+                "query parameter format={}: expected json or html",
+                shown(other)
+            )));
+        }
     };
-    let body = serde_json::to_string_pretty(&report)?;
+    let report = Report::now();
+    let json = report.to_json()?;
+    let (body, ext, content_type) = if html {
+        (
+            report::render_html(&json),
+            "html",
+            "text/html; charset=utf-8",
+        )
+    } else {
+        (json, "json", "application/json")
+    };
     let disposition = format!(
-        "attachment; filename=\"leakscope-report-{}.json\"",
+        "attachment; filename=\"leakscope-report-{}.{ext}\"",
         report.generated_at_ms
     );
     Ok((
         [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
         body,
     )
         .into_response())
+}
+
+/// `POST /api/report/save`: writes the report files at the configured path now
+/// ([`crate::write_report`]); answers `{"json": path, "html": path}`, or `{"error": message}`
+/// with 409 when no path is configured and 500 when writing failed.
+pub(crate) async fn save_report(RawQuery(q): RawQuery) -> Response {
+    if let Err(e) = Params::parse(q.as_deref(), &[]) {
+        return e.into_response();
+    }
+    // A snapshot and two files: on the blocking pool, charged to no connection.
+    let written =
+        leakscope::untracked(|| tokio::task::spawn_blocking(|| report::write_report(None))).await;
+    let (status, body) = match written {
+        Ok(Ok(files)) => (
+            StatusCode::OK,
+            json!({
+                "json": files.json.to_string_lossy(),
+                "html": files.html.to_string_lossy(),
+            }),
+        ),
+        Ok(Err(e)) => {
+            let status = match e {
+                ReportError::NoPath | ReportError::HtmlPath(_) => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if status.is_server_error() {
+                tracing::error!(target: "leakscope", "POST /api/report/save: {e}");
+            }
+            (status, json!({ "error": e.to_string() }))
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": format!("leakscope report: writing it failed: {e}") }),
+        ),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

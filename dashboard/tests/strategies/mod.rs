@@ -32,6 +32,7 @@ pub(crate) fn path() -> impl Strategy<Value = String> {
         "/api/snapshot",
         "/api/history",
         "/api/report",
+        "/api/report/save",
         "/api/pprof",
         "/api/events",
         "/metrics",
@@ -59,7 +60,7 @@ pub(crate) fn value() -> impl Strategy<Value = String> {
         Just(String::new()),
         Just("tok".to_owned()),
         prop::sample::select(vec![
-            "open", "closed", "leaking", "all", "1", "0", "500", "/ws"
+            "open", "closed", "leaking", "all", "1", "0", "500", "/ws", "html"
         ])
         .prop_map(str::to_owned),
         "[a-z0-9]{1,8}",
@@ -72,7 +73,7 @@ pub(crate) fn value() -> impl Strategy<Value = String> {
 
 pub(crate) fn query() -> impl Strategy<Value = Option<String>> {
     let key = prop::sample::select(vec![
-        "state", "label", "page", "per_page", "conn", "route", "dump", "token", "x", "",
+        "state", "label", "page", "per_page", "conn", "route", "dump", "format", "token", "x", "",
     ]);
     prop::option::of(
         prop::collection::vec((key, value()), 0..5).prop_map(|pairs| {
