@@ -100,7 +100,7 @@ mod testing;
 mod view;
 
 pub use hosts::BadHost;
-pub use report::{ReportError, ReportFiles, report_html, write_report};
+pub use report::{ReportError, ReportFiles, report_html, report_router, write_report};
 pub use router::{RouterOptions, router, router_with, router_with_shutdown};
 pub use server::{DEFAULT_ADDR, Dashboard, Options, ServeError, serve, serve_from_env};
 /// Re-exported for [`router_with_shutdown`] and [`RouterOptions::shutdown`].

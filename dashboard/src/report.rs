@@ -3,6 +3,7 @@
 //! ([`write_report`], `POST /api/report/save`) and at a graceful shutdown ([`OnShutdown`]).
 
 mod html;
+mod open;
 mod shutdown;
 
 use std::fs::{self, OpenOptions};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 pub(crate) use html::render as render_html;
 pub use html::report_html;
+pub use open::report_router;
 pub(crate) use shutdown::OnShutdown;
 
 use crate::sampler;
