@@ -5,6 +5,9 @@
 //!
 //! Flags: `--load` drives client connections against every route by itself;
 //! `--load-connections N` (default 600) and `--load-every-ms MS` (default 500) bound it.
+//!
+//! Ctrl-C or SIGTERM stops it gracefully: the chat, then the dashboard, which writes the
+//! post-mortem report files when `LEAKSCOPE_REPORT` names a path.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -43,7 +46,9 @@ fn parse_args() -> Result<Args, String> {
                 println!(
                     "usage: leaky-chat [--load] [--load-connections N] [--load-every-ms MS]\n\
                      env: LEAKY_CHAT_ADDR (127.0.0.1:3000), LEAKSCOPE_DASHBOARD_ADDR \
-                     (127.0.0.1:6680), LEAKSCOPE_GRACE_MS (5000)"
+                     (127.0.0.1:6680), LEAKSCOPE_GRACE_MS (5000), LEAKSCOPE_REPORT (a path: \
+                     the report files written at shutdown)\n\
+                     stops gracefully on Ctrl-C or SIGTERM"
                 );
                 std::process::exit(0);
             }
@@ -126,18 +131,43 @@ async fn run(args: Args) -> Result<(), String> {
         }));
     }
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        let signal = stop_signal().await;
+        tracing::info!("{signal}: shutting down");
     };
+    // The chat's state outlives the server until the report is written: the forwarders it
+    // leaks wait on its broadcast channel, and dropping it would end them before the report.
+    let state = AppState::new();
     axum::serve(
         leakscope::axum::track_listener(listener),
-        app(AppState::new()),
+        app(state.clone()),
     )
     .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| e.to_string())?;
+    // After the chat stopped: with LEAKSCOPE_REPORT set, the dashboard's shutdown writes the
+    // report files (and logs where).
     if let Some(d) = dashboard {
         d.shutdown().await;
     }
+    drop(state);
     Ok(())
+}
+
+/// Ctrl-C, or (on Unix) SIGTERM: what `kill` and service managers send. Which one came.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return "Ctrl-C",
+                    _ = term.recv() => return "SIGTERM",
+                }
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGTERM ({e}); Ctrl-C stops"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }
