@@ -10,7 +10,9 @@
 //! refused with 421. Last, beyond red rows: a WebSocket held unread by a task
 //! (`browser/hints.rs`), whose client left by FIN at the start, shows its zombie badge on the
 //! overview and on its page; and the forwarder's signature names its likely pattern, whose
-//! link opens the fixes page at that section.
+//! link opens the fixes page at that section. Then the post-mortem report's HTML file, opened
+//! as a file (`browser/report.rs`): the leak a red row first, a route name made of markup
+//! shown as text, nothing fetched.
 //!
 //! Needs `chromium` and `chromedriver` (`apt-get install -y chromium chromium-driver`; or set
 //! `CHROMIUM` / `CHROMEDRIVER` to their paths). Without them the test is skipped with a loud
@@ -18,6 +20,8 @@
 
 #[path = "browser/hints.rs"]
 mod hints;
+#[path = "browser/report.rs"]
+mod report;
 #[path = "browser/webdriver.rs"]
 mod webdriver;
 
@@ -133,7 +137,8 @@ async fn drive(client: &Client, dashboard: SocketAddr, chat: SocketAddr) -> Resu
     eprintln!("screenshot: {}", out.display());
     browser_cannot_be_abused(client, dashboard).await?;
     hints::zombie_badges(client, dashboard, &zombie_peer).await?;
-    hints::fix_link_opens_its_section(client, dashboard, LEAKY).await
+    hints::fix_link_opens_its_section(client, dashboard, LEAKY).await?;
+    report::renders_offline(client, LEAKY).await
 }
 
 /// The task dump's POST from the dashboard's own page passes; one from another site and a page
