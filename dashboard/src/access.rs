@@ -15,9 +15,10 @@
 //!   without `Host`) is served: browsers, the only clients rebinding can drive, always send
 //!   one. With a token any host name is served: the attacker's page does not know the token.
 //! - **Same origin.** A request with a side effect (any method but `GET`, `HEAD` and `OPTIONS`:
-//!   today the task dump's `POST`) must come from the dashboard's own pages: `Sec-Fetch-Site`
-//!   is `same-origin` or `none`, or, from a browser that does not send it, `Origin` (when sent)
-//!   names the request's host. Else 403. Tools that send neither header (curl) are served.
+//!   today the task dump's `POST` and saving the report) must come from the dashboard's own
+//!   pages: `Sec-Fetch-Site` is `same-origin` or `none`, or, from a browser that does not send
+//!   it, `Origin` (when sent) names the request's host. Else 403. Tools that send neither
+//!   header (curl) are served.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -26,7 +26,8 @@
 //! | `/api/snapshot` | `leakscope::snapshot()` as JSON |
 //! | `/api/history` | the last 10 minutes of totals, one point per second, column by column |
 //! | `/api/events` | Server-Sent Events: a JSON summary every second (event `summary`) |
-//! | `/api/report` | a post-mortem JSON download: snapshot, history, configuration, build |
+//! | `/api/report` | a post-mortem JSON download: snapshot, history, configuration, build; `?format=html` the same report as one self-contained HTML file |
+//! | `POST /api/report/save` | writes the report files at the configured path now (see *The report files*); `{"json": path, "html": path}`, or 409 with `{"error": ...}` when no path is configured |
 //! | `/api/pprof` | a heap profile download (pprof `profile.proto`): the process, `?conn=ID` or `?route=LABEL` |
 //! | `/metrics` | Prometheus text |
 //! | `/health` | `ok` |
@@ -35,9 +36,25 @@
 //! a snapshot every second and keeps the last 600 points. [`serve`] starts it; a nested router
 //! starts it on its first request.
 //!
-//! Everything is read-only. Task dumps (`taskdump` feature, `--cfg tokio_unstable`, Linux)
-//! run only on request, one at a time, and are refused (503) while a run queue is long enough
-//! to make tokio's dump hang the runtime.
+//! Everything is read-only but two `POST`s. Task dumps (`taskdump` feature, `--cfg
+//! tokio_unstable`, Linux) run only on request, one at a time, and are refused (503) while a
+//! run queue is long enough to make tokio's dump hang the runtime. Saving the report writes
+//! the configured files only (a request names no path).
+//!
+//! # The report files
+//!
+//! With a report path configured (`LEAKSCOPE_REPORT=path`, `leakscope::Builder::report`),
+//! [`write_report`] writes the JSON of `/api/report` at `path` and beside it (`path` with
+//! `.html`) the same report as one self-contained HTML file that renders it offline (inline
+//! script and styles, nothing fetched; [`report_html`]). Each file is replaced whole. It runs
+//! on demand (`POST /api/report/save`, or `write_report` from your code) and once at a graceful
+//! shutdown: [`Dashboard::shutdown`] returns when the files are on disk; a router built with a
+//! shutdown token ([`router_with_shutdown`]) writes them when its graceful shutdown is over.
+//! Errors name the file and are logged (target `leakscope`).
+//!
+//! The crate's binary serves a saved report read-only on loopback ([`report_router`]):
+//! `leakscope-dashboard open REPORT.json [--addr 127.0.0.1:6680]`, the viewer at `/` and the
+//! JSON as saved at `/api/report`.
 //!
 //! # Who may read it
 //!
@@ -64,9 +81,9 @@
 //!   serves every peer without a token, for a network you trust; host names are still checked.
 //!   (The standalone server also needs a token to bind a non-loopback address.)
 //! - **Side effects from the dashboard's own pages only**: a request that is not `GET`, `HEAD`
-//!   or `OPTIONS` (the task dump's `POST`) needs `Sec-Fetch-Site: same-origin` or `none`, or,
-//!   without that header, an `Origin` (when sent) naming the request's host; else 403. Tools
-//!   that send neither (curl) are served.
+//!   or `OPTIONS` (the task dump's `POST`, saving the report) needs `Sec-Fetch-Site:
+//!   same-origin` or `none`, or, without that header, an `Origin` (when sent) naming the
+//!   request's host; else 403. Tools that send neither (curl) are served.
 //!
 //! | variable | meaning |
 //! |---|---|
@@ -76,8 +93,8 @@
 //! | `LEAKSCOPE_DASHBOARD_HOSTS` | host names served besides loopback ones, comma-separated, e.g. `dash.example.com,10.0.0.5:8080,[fd00::5]`; a malformed entry stops the standalone server ([`ServeError::BadHost`]) and is logged and ignored by a router |
 
 // Imports run one way (ARCHITECTURE.md): router -> middleware and handlers (pages, api, live,
-// assets) -> sampler -> summary -> view -> leakscope's plain data. state, error, query and
-// dump import nothing else of the crate.
+// assets) -> report -> sampler -> summary -> view -> leakscope's plain data. state, error,
+// query and dump import nothing else of the crate.
 mod access;
 mod api;
 mod assets;
