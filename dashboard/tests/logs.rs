@@ -18,16 +18,17 @@ fn the_connection_page_shows_what_it_logged() {
         let conn = leakscope::Connection::open("/logs/page", None);
         let id = conn.id().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = conn
-            .scope(async move {
-                tracing::info!(user = 7, "<script>alert(1)</script> joined");
-                tokio::spawn(async move {
-                    let _ = rx.await;
-                    tracing::warn!("still here after the close");
-                    std::future::pending::<()>().await
-                })
-            })
-            .await;
+        let mut task = None;
+        conn.scope(async {
+            tracing::info!(user = 7, "<script>alert(1)</script> joined");
+            task = Some(tokio::spawn(async move {
+                let _ = rx.await;
+                tracing::warn!("still here after the close");
+                std::future::pending::<()>().await
+            }));
+        })
+        .await;
+        let task = task.expect("spawned");
         conn.close();
         // The task logs at least a millisecond after the close (lines are timed in ms).
         let closed = leakscope::connection_snapshot(id).unwrap().connections[0]
