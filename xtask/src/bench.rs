@@ -12,14 +12,21 @@ const BENCH_FLAGS: &[&str] = &[
     "rounds", "duration", "clients", "size", "churn", "abrupt", "grace-ms", "variants",
 ];
 /// The flags of `--icount` (`examples/loadgen/src/bin/icount.rs`), each with a value.
-const ICOUNT_FLAGS: &[&str] = &["repeats", "clients", "messages", "per-connection", "size"];
+const ICOUNT_FLAGS: &[&str] = &[
+    "repeats",
+    "clients",
+    "messages",
+    "per-connection",
+    "size",
+    "keep",
+];
 
 /// What `cargo xtask bench --help` prints.
 pub(crate) const BENCH_HELP: &str = "\
 usage: cargo xtask bench [--rounds N] [--duration S] [--clients N] [--size BYTES] [--churn K]
                          [--abrupt F] [--grace-ms MS] [--variants none,a,b,c,d]
        cargo xtask bench --icount [--repeats N] [--clients N] [--messages N]
-                         [--per-connection N] [--size BYTES]
+                         [--per-connection N] [--size BYTES] [--keep DIR]
   (default) the echo server five ways under load, wall clock, interleaved rounds
   --icount  server instructions per message under callgrind, leakscope off / on (needs valgrind)
 see docs/benchmarks.md";

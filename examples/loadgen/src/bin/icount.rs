@@ -7,7 +7,8 @@
 //! Flags: `--bin-dir DIR` (the variant binaries `echo-server-{a,b}`), `--repeats N` (3),
 //! `--clients N` (4), `--messages N` (per client in the long run; the short run does half:
 //! 2000), `--per-connection N` (round trips per connection: 100), `--size BYTES` (1024),
-//! `--out FILE` (also write the markdown there).
+//! `--out FILE` (also write the markdown there), `--keep DIR` (keep each run's callgrind file
+//! there, for `callgrind_annotate`).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -22,7 +23,7 @@ const VARIANTS: [(&str, &str); 2] = [("a", "(a) leakscope off"), ("b", "(b) leak
 const ROUTES: [(&str, &str); 2] = [("clean", "/echo"), ("leaky", "/echo/leaky")];
 
 const USAGE: &str = "usage: icount --bin-dir DIR [--repeats N (3)] [--clients N (4)] [--messages N (2000)]\n\
-              [--per-connection N (100)] [--size BYTES (1024)] [--out FILE]\n\
+              [--per-connection N (100)] [--size BYTES (1024)] [--out FILE] [--keep DIR]\n\
 (normally run by cargo xtask bench --icount)";
 
 struct Plan {
@@ -33,6 +34,8 @@ struct Plan {
     per_connection: u64,
     size: usize,
     out: Option<PathBuf>,
+    /// Keep each run's callgrind file here (for `callgrind_annotate`).
+    keep: Option<PathBuf>,
 }
 
 fn parse() -> Result<Plan, String> {
@@ -52,6 +55,7 @@ fn parse() -> Result<Plan, String> {
         per_connection: a.get("per-connection", 100, "a whole number of round trips")?,
         size: a.get("size", 1024, "a size in bytes")?,
         out: a.string("out").map(PathBuf::from),
+        keep: a.string("keep").map(PathBuf::from),
     };
     a.finish()?;
     if plan.repeats == 0 || plan.clients == 0 || plan.messages < 2 || plan.size == 0 {
@@ -64,8 +68,22 @@ fn parse() -> Result<Plan, String> {
 
 /// One server run under callgrind: (instructions, instructions outside libc's `memset`,
 /// messages).
-async fn one(bin: &Path, route: &str, w: &Work) -> Result<(u64, u64, u64), String> {
-    let out = std::env::temp_dir().join(format!("leakscope-icount-{}.out", std::process::id()));
+async fn one(
+    bin: &Path,
+    route: &str,
+    w: &Work,
+    keep: Option<&Path>,
+) -> Result<(u64, u64, u64), String> {
+    let name = format!(
+        "callgrind.{}.{}.{}.out",
+        bin.file_name().and_then(|n| n.to_str()).unwrap_or("server"),
+        route.trim_start_matches('/').replace('/', "-"),
+        w.messages_per_client
+    );
+    let out = match keep {
+        Some(dir) => dir.join(name),
+        None => std::env::temp_dir().join(format!("leakscope-icount-{}.out", std::process::id())),
+    };
     let mut child = tokio::process::Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
@@ -121,7 +139,9 @@ async fn one(bin: &Path, route: &str, w: &Work) -> Result<(u64, u64, u64), Strin
         .arg(&out)
         .output()
         .map_err(|e| format!("callgrind_annotate (from the valgrind package): {e}"))?;
-    let _ = std::fs::remove_file(&out);
+    if keep.is_none() {
+        let _ = std::fs::remove_file(&out);
+    }
     let memset = icount::memset_self(&String::from_utf8_lossy(&annotate.stdout));
     Ok((total, total - memset.min(total), messages))
 }
@@ -141,8 +161,9 @@ async fn run(plan: Plan) -> Result<String, String> {
         for r in 0..plan.repeats {
             for (i, (v, _)) in VARIANTS.iter().enumerate() {
                 let bin = plan.bin_dir.join(format!("echo-server-{v}"));
-                let short = one(&bin, route, &work(plan.messages / 2)).await?;
-                let long = one(&bin, route, &work(plan.messages)).await?;
+                let short =
+                    one(&bin, route, &work(plan.messages / 2), plan.keep.as_deref()).await?;
+                let long = one(&bin, route, &work(plan.messages), plan.keep.as_deref()).await?;
                 for (k, pick) in [
                     |x: (u64, u64, u64)| (x.0, x.2),
                     |x: (u64, u64, u64)| (x.1, x.2),
