@@ -60,9 +60,13 @@ pub async fn leaky_forwarder(ws: WebSocketUpgrade, State(state): State<AppState>
     ws.on_upgrade(move |socket| async move {
         let (mut sink, mut stream) = socket.split();
         let mut rx = state.tx.subscribe();
+        tracing::info!("joined the room");
         leakscope::spawn_named("forwarder", async move {
             while let Ok(msg) = rx.recv().await {
-                let _ = sink.send(Message::text(msg)).await; // BUG: error ignored
+                if let Err(e) = sink.send(Message::text(msg)).await {
+                    // BUG: the error is logged and ignored; the loop goes on.
+                    tracing::debug!(error = %e, "send failed");
+                }
             }
         });
         while let Some(Ok(msg)) = stream.next().await {

@@ -208,6 +208,17 @@ fn sigterm_leaves_a_report_that_names_the_leak() {
     let json: Value = serde_json::from_str(&json_text).expect("r.json is JSON");
     let snap = &json["snapshot"];
     assert_eq!(leaking_connection(snap), Some(conn), "{json_text:.2000}");
+    // With what it logged (leakscope's layer is in the demo's subscriber).
+    let row = snap["connections"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == conn))
+        .expect("its row");
+    assert!(
+        row["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["message"] == "joined the room")),
+        "its log lines: {row}"
+    );
     let orphan = snap["tasks"]
         .as_array()
         .expect("tasks")
