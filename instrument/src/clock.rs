@@ -40,18 +40,20 @@ mod coarse {
 
     static COARSE: AtomicU64 = AtomicU64::new(0);
 
-    /// Starts the ticker (once; if the thread cannot start, `coarse_ms` reads the clock).
-    pub(crate) fn start() {
+    /// Starts the ticker (once; if the thread cannot start, `coarse_ms` reads the clock), which
+    /// also calls `tick` every 10 ms (the collector applies its waiting task events there).
+    pub(crate) fn start(tick: fn()) {
         if COARSE.load(Ordering::Relaxed) != 0 {
             return;
         }
         COARSE.store(super::now_ms(), Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("leakscope-clock".into())
-            .spawn(|| {
+            .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_millis(10));
                     COARSE.store(super::now_ms(), Ordering::Relaxed);
+                    tick();
                 }
             });
         if spawned.is_err() {

@@ -62,6 +62,24 @@ pub(crate) fn install(config: Config, warnings: Vec<String>) -> Result<(), Confi
     }
 }
 
+/// Applies a drained batch of task events, in order, each at its time.
+fn apply_all(st: &mut State, batch: &mut Vec<(Event, u64)>) {
+    for (ev, at) in batch.drain(..) {
+        st.apply(ev, at);
+    }
+}
+
+/// Applies the waiting task events, off the hooks' threads (the clock thread's tick): the
+/// hooks themselves rarely reach the queue's soft cap.
+fn drain_waiting() {
+    if let Some(c) = COLLECTOR.get()
+        && c.tasks.waiting() > 0
+    {
+        let _g = tag::untracked();
+        drop(c.lock());
+    }
+}
+
 /// The process-wide collector, configured from the environment on first use.
 pub(crate) fn get() -> &'static Collector {
     COLLECTOR.get_or_init(|| {
@@ -74,7 +92,7 @@ pub(crate) fn get() -> &'static Collector {
 
 impl Collector {
     fn new(config: Config, warnings: Vec<String>) -> Self {
-        clock::start_coarse();
+        clock::start_coarse(drain_waiting);
         if !cfg!(tokio_unstable) {
             // The build script says it too, where cargo shows it; the dashboard shows the
             // mode's limits in every case.
@@ -98,9 +116,7 @@ impl Collector {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than losing tracking altogether, so poisoning is ignored.
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.tasks.drain(|ev, at| {
-            st.apply(ev, at);
-        });
+        self.tasks.drain(|batch| apply_all(&mut st, batch));
         st
     }
 
@@ -117,9 +133,7 @@ impl Collector {
                 } else if waiting > queue::SOFT_CAP
                     && let Ok(mut st) = self.state.try_lock()
                 {
-                    self.tasks.drain(|ev, at| {
-                        st.apply(ev, at);
-                    });
+                    self.tasks.drain(|batch| apply_all(&mut st, batch));
                 }
                 Applied::Done
             }
