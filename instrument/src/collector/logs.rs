@@ -22,15 +22,45 @@ use crate::snapshot::{ConnectionInfo, LogEvent};
 
 const SHARDS: usize = 16;
 
+/// A kept line: [`LogEvent`] without its per-line allocations (level and target are static;
+/// the text buffers are reused, see [`SPARE`]).
+struct Line {
+    at_ms: u64,
+    level: &'static str,
+    target: &'static str,
+    text: Text,
+    task_id: Option<u64>,
+}
+
+impl Line {
+    fn event(&self) -> LogEvent {
+        LogEvent {
+            at_ms: self.at_ms,
+            level: self.level.to_owned(),
+            target: self.target.to_owned(),
+            message: self.text.message.clone(),
+            fields: self.text.fields.clone(),
+            task_id: self.task_id,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Ring {
-    events: VecDeque<LogEvent>,
+    lines: VecDeque<Line>,
     dropped: u64,
 }
 
 type Shard = Mutex<Option<HashMap<Tag, Ring>>>;
 
 static RINGS: [Shard; SHARDS] = [const { Mutex::new(None) }; SHARDS];
+
+std::thread_local! {
+    /// The text buffers of the line a ring dropped last on this thread, formatted into next:
+    /// a full ring records a line without allocating. (Taken while in use: an event logged
+    /// by a `Debug` impl during formatting gets fresh buffers.)
+    static SPARE: std::cell::Cell<Option<Text>> = const { std::cell::Cell::new(None) };
+}
 
 fn shard(tag: Tag) -> std::sync::MutexGuard<'static, Option<HashMap<Tag, Ring>>> {
     RINGS[tag.slot() % SHARDS]
@@ -45,27 +75,35 @@ pub(crate) fn record(tag: Tag, keep: usize, event: &tracing::Event<'_>, task_id:
         return;
     }
     let meta = event.metadata();
-    let mut text = Text::default();
+    let mut text = SPARE.take().unwrap_or_default();
+    text.message.clear();
+    text.fields.clear();
     event.record(&mut text);
-    let line = LogEvent {
+    let line = Line {
         at_ms: crate::clock::now_ms(),
-        level: meta.level().as_str().to_owned(),
-        target: meta.target().to_owned(),
-        message: text.message,
-        fields: text.fields,
+        level: meta.level().as_str(),
+        target: meta.target(),
+        text,
         task_id,
     };
-    let mut g = shard(tag);
-    // Under the shard lock: `forget` runs after the slot moved on (see the module docs).
-    if !slots::global().is_current(tag) {
-        return;
+    let dropped = {
+        let mut g = shard(tag);
+        // Under the shard lock: `forget` runs after the slot moved on (see the module docs).
+        if !slots::global().is_current(tag) {
+            return;
+        }
+        let ring = g.get_or_insert_with(HashMap::new).entry(tag).or_default();
+        let mut dropped = None;
+        while ring.lines.len() >= keep {
+            dropped = ring.lines.pop_front();
+            ring.dropped += 1;
+        }
+        ring.lines.push_back(line);
+        dropped
+    };
+    if let Some(old) = dropped {
+        SPARE.set(Some(old.text));
     }
-    let ring = g.get_or_insert_with(HashMap::new).entry(tag).or_default();
-    while ring.events.len() >= keep {
-        ring.events.pop_front();
-        ring.dropped += 1;
-    }
-    ring.events.push_back(line);
 }
 
 /// Forgets connection `tag`'s ring. Called after its slot was recycled.
@@ -81,7 +119,7 @@ pub(crate) fn fill(rows: &mut [ConnectionInfo], want: impl IntoIterator<Item = (
     for (tag, i) in want {
         let g = shard(tag);
         if let (Some(ring), Some(row)) = (g.as_ref().and_then(|m| m.get(&tag)), rows.get_mut(i)) {
-            row.events = ring.events.iter().cloned().collect();
+            row.events = ring.lines.iter().map(Line::event).collect();
             row.events_dropped = ring.dropped;
         }
     }
