@@ -185,8 +185,13 @@ impl Inner {
     /// Runs one poll of the connection's future as its code, inside its span.
     #[inline]
     pub(crate) fn poll<R>(&self, f: impl FnOnce() -> R) -> R {
-        check_hooks();
         let _span = self.span.enter();
+        // Polled as this connection's task by leakscope's hooks (the common case), or inside
+        // an outer scope of it: the tag is set and a region is open already.
+        if tag::current() == self.tag {
+            return f();
+        }
+        check_hooks();
         // The tag guard is an allocator region: leaving the outermost one flushes.
         let _tag = tag::enter(self.tag);
         f()

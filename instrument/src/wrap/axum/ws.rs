@@ -158,6 +158,7 @@ impl Drop for WebSocket {
 impl Stream for WebSocket {
     type Item = Result<Message, axum::Error>;
 
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let out = Pin::new(&mut self.inner).poll_next(cx);
         self.conn.note_read(out.is_pending());
@@ -182,6 +183,7 @@ impl FusedStream for WebSocket {
 impl Sink<Message> for WebSocket {
     type Error = axum::Error;
 
+    #[inline]
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let out = Pin::new(&mut self.inner).poll_ready(cx);
         if let Poll::Ready(Err(_)) = &out {
@@ -190,6 +192,7 @@ impl Sink<Message> for WebSocket {
         out
     }
 
+    #[inline]
     fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
         let closing = matches!(item, Message::Close(_));
         let out = Pin::new(&mut self.inner).start_send(item);
@@ -203,6 +206,7 @@ impl Sink<Message> for WebSocket {
         out
     }
 
+    #[inline]
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // tungstenite buffers in `start_send`: a peer that is gone often shows up only here.
         let out = Pin::new(&mut self.inner).poll_flush(cx);
