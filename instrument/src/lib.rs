@@ -13,7 +13,8 @@
 //! Modes ([`Mode`]):
 //! - `hooks` — built with `--cfg tokio_unstable` and a runtime from [`runtime`] /
 //!   [`RuntimeBuilderExt::leakscope`]: every task is seen.
-//! - `explicit-spawn` — otherwise: only tasks spawned with [`spawn`] / [`spawn_named`] are.
+//! - `explicit-spawn` — otherwise: only tasks spawned with [`spawn`], [`spawn_named`],
+//!   [`spawn_detached`] and [`spawn_blocking`] are.
 //! - `disabled` — the feature is off.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
