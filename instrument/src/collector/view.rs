@@ -305,7 +305,8 @@ struct Judged {
 /// `file:line` of unnamed tasks' names.
 #[derive(Default)]
 struct Names {
-    index: std::collections::HashMap<(usize, u32, u32), u32>,
+    /// By spawn site (file pointer, line, column), hashed with one multiply per word.
+    index: super::records::HashMap<(usize, u32, u32), u32>,
     strings: Vec<(String, String)>,
 }
 
