@@ -81,7 +81,31 @@ pub(crate) fn test() -> Result<(), String> {
     )
 }
 
+/// leaky-chat's flags, checked before the (long) demo build: `--load-connections N`,
+/// `--load-every-ms MS` (and `--load`, which the demo passes anyway).
+fn check_demo_flags(rest: &[String]) -> Result<(), String> {
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--load" => {}
+            "--load-connections" | "--load-every-ms" => {
+                let v = it.next().ok_or(format!("{a} needs a value"))?;
+                v.parse::<u64>()
+                    .map_err(|_| format!("{a} {v:?}: expected a whole number"))?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (the demo takes --load-connections N and \
+                     --load-every-ms MS)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn demo(rest: &[String]) -> Result<(), String> {
+    check_demo_flags(rest)?;
     // Task dumps (the task page's "where is it stuck") exist on Linux x86_64/aarch64 only.
     let dumps = cfg!(all(
         target_os = "linux",
@@ -94,4 +118,30 @@ pub(crate) fn demo(rest: &[String]) -> Result<(), String> {
     args.extend(["--", "--load"]);
     args.extend(rest.iter().map(String::as_str));
     cargo(&args, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_demo_flags;
+
+    #[test]
+    fn demo_flags_are_checked_before_the_build() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_demo_flags(&args(&["--load-connections", "50"])).is_ok());
+        assert!(
+            check_demo_flags(&args(&["--bogus"]))
+                .unwrap_err()
+                .contains("unknown")
+        );
+        assert!(
+            check_demo_flags(&args(&["--load-every-ms"]))
+                .unwrap_err()
+                .contains("needs")
+        );
+        assert!(
+            check_demo_flags(&args(&["--load-every-ms", "x"]))
+                .unwrap_err()
+                .contains("whole")
+        );
+    }
 }
