@@ -117,7 +117,7 @@ fn record_event(event: &tracing::Event<'_>) {
         return;
     }
     let target = meta.target();
-    if ["tokio", "runtime", "leakscope"]
+    if ["tokio::", "runtime::", "leakscope"]
         .iter()
         .any(|p| target.starts_with(p))
     {
