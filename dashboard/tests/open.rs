@@ -5,40 +5,18 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 
 use axum::http::StatusCode;
+use common::process::{Killed, TempDir};
 use common::*;
 
 const EXE: &str = env!("CARGO_BIN_EXE_leakscope-dashboard");
 
-/// The binary, killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp_dir(what: &str) -> TempDir {
-    let dir =
-        std::env::temp_dir().join(format!("leakscope-open-test-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    TempDir(dir)
+    common::process::temp_dir(&format!("open-test-{what}"))
 }
 
 /// Runs the binary to its end (within the deadline: these runs never serve).

@@ -10,11 +10,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::process::{Killed, TempDir};
 use common::prom::find;
 use common::{LOOPBACK, make_open, make_orphan, run, serve_with_peers};
 use serde_json::Value;
@@ -24,25 +25,6 @@ const CHILD_ENV: &str = "LEAKSCOPE_PROMETHEUS_FLEET_CHILD";
 const ROUTE: &str = "fleet/ws";
 /// The whole test, from the first child to the last query.
 const BUDGET: Duration = Duration::from_secs(50);
-
-/// A child process, killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The body of each child process: `n` orphans and one open connection on [`ROUTE`], then the
 /// dashboard on loopback (its address on stdout) until the parent closes stdin or kills it.

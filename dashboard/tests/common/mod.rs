@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub(crate) mod process;
 pub(crate) mod prom;
 
 use std::future::Future;
