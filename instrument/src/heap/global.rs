@@ -123,10 +123,10 @@ mod tracking {
         if (layout.size() | layout.align()) >> 61 != 0 {
             return wrap_large(layout);
         }
-        // SAFETY: `offset` is a power of two (the larger of two powers of two). Size and
-        // alignment are below 2^61, so `offset <= 2^60` and `size + offset`, rounded up to
-        // `offset`, is below 2^61 + 2^61 = 2^62, within `isize::MAX`: exactly the conditions
-        // `Layout::from_size_align` checks.
+        // `offset` is a power of two (the larger of two powers of two). Size and alignment are
+        // below 2^61, so `offset <= 2^60` and `size + offset`, rounded up to `offset`, is below
+        // 2^61 + 2^61 = 2^62, within `isize::MAX`.
+        // SAFETY: so the conditions `Layout::from_size_align` checks hold (just above).
         let inner = unsafe { Layout::from_size_align_unchecked(layout.size() + offset, offset) };
         Some((offset, inner))
     }

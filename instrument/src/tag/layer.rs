@@ -113,7 +113,9 @@ fn caller() -> crate::ids::Tag {
 #[cfg(feature = "enabled")]
 fn record_event(event: &tracing::Event<'_>) {
     let meta = event.metadata();
-    if *meta.level() == tracing::Level::TRACE {
+    // Cheapest first: most events of a server run outside any connection.
+    let tag = caller();
+    if tag.is_none() || *meta.level() == tracing::Level::TRACE {
         return;
     }
     let target = meta.target();
@@ -121,10 +123,6 @@ fn record_event(event: &tracing::Event<'_>) {
         .iter()
         .any(|p| target.starts_with(p))
     {
-        return;
-    }
-    let tag = caller();
-    if tag.is_none() {
         return;
     }
     let keep = crate::collector::get().config.events_per_connection;
