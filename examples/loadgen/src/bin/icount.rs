@@ -66,14 +66,14 @@ fn parse() -> Result<Plan, String> {
     Ok(plan)
 }
 
-/// One server run under callgrind: (instructions, instructions outside libc's `memset`,
+/// One server run under callgrind: ([instructions, instructions outside libc's `memset`],
 /// messages).
 async fn one(
     bin: &Path,
     route: &str,
     w: &Work,
     keep: Option<&Path>,
-) -> Result<(u64, u64, u64), String> {
+) -> Result<([u64; 2], u64), String> {
     let name = format!(
         "callgrind.{}.{}.{}.out",
         bin.file_name().and_then(|n| n.to_str()).unwrap_or("server"),
@@ -143,7 +143,7 @@ async fn one(
         let _ = std::fs::remove_file(&out);
     }
     let memset = icount::memset_self(&String::from_utf8_lossy(&annotate.stdout));
-    Ok((total, total - memset.min(total), messages))
+    Ok(([total, total - memset.min(total)], messages))
 }
 
 async fn run(plan: Plan) -> Result<String, String> {
@@ -164,16 +164,10 @@ async fn run(plan: Plan) -> Result<String, String> {
                 let short =
                     one(&bin, route, &work(plan.messages / 2), plan.keep.as_deref()).await?;
                 let long = one(&bin, route, &work(plan.messages), plan.keep.as_deref()).await?;
-                for (k, pick) in [
-                    |x: (u64, u64, u64)| (x.0, x.2),
-                    |x: (u64, u64, u64)| (x.1, x.2),
-                ]
-                .iter()
-                .enumerate()
-                {
-                    let pm = icount::per_message(pick(short), pick(long))
+                for (k, out) in per[i].iter_mut().enumerate() {
+                    let pm = icount::per_message((short.0[k], short.1), (long.0[k], long.1))
                         .ok_or("the long run counted fewer instructions than the short one")?;
-                    per[i][k].push(pm);
+                    out.push(pm);
                 }
                 eprintln!(
                     "{route_name} {v} repeat {}: {:.0} instructions per message, {:.0} outside memset",
