@@ -5,7 +5,8 @@
 //!
 //! Run with: `cargo bench -p leakscope --features enabled --bench hooks`
 //! Options: `-- --rounds N` (default 7), `--tasks N` (default 1000000), `--workers N`
-//! (default 2).
+//! (default 2); to count one case's instructions under callgrind, `--work spawn|polls`,
+//! `--context untagged|tagged` and `--hooks off|on` run only the matching cases.
 
 use std::time::{Duration, Instant};
 
@@ -71,12 +72,16 @@ fn main() {
     let mut rounds = 7;
     let mut workers = 2;
     let mut n: u64 = 1_000_000;
+    let (mut only_work, mut only_context, mut only_hooks) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
             "--tasks" => n = args.next().and_then(|v| v.parse().ok()).unwrap_or(n),
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()).unwrap_or(workers),
+            "--work" => only_work = args.next(),
+            "--context" => only_context = args.next(),
+            "--hooks" => only_hooks = args.next(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -90,16 +95,26 @@ fn main() {
         &'static str,
         fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     );
-    let works: [Work; 2] = [
-        ("1M spawn+await", |n| Box::pin(spawn_await(n))),
-        ("1M polls (100 tasks x yield_now)", |n| {
-            Box::pin(poll_heavy(n))
-        }),
+    let works: [(&str, Work); 2] = [
+        ("spawn", ("1M spawn+await", |n| Box::pin(spawn_await(n)))),
+        (
+            "polls",
+            ("1M polls (100 tasks x yield_now)", |n| {
+                Box::pin(poll_heavy(n))
+            }),
+        ),
     ];
+    let wanted = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
     println!("| workload | context | off (median) | on (median) | on/off |");
     println!("|---|---|---|---|---|");
-    for (name, make) in works {
+    for (key, (name, make)) in works {
+        if !wanted(&only_work, key) {
+            continue;
+        }
         for tagged in [false, true] {
+            if !wanted(&only_context, if tagged { "tagged" } else { "untagged" }) {
+                continue;
+            }
             let (mut t_off, mut t_on) = (Vec::new(), Vec::new());
             for r in 0..rounds {
                 // Alternate which variant runs first to cancel drift.
@@ -109,10 +124,16 @@ fn main() {
                     [true, false]
                 };
                 for hooks in order {
+                    if !wanted(&only_hooks, if hooks { "on" } else { "off" }) {
+                        continue;
+                    }
                     let rt = if hooks { &on } else { &off };
                     let d = time(rt, tagged, &|| make(n));
                     if hooks { t_on.push(d) } else { t_off.push(d) }
                 }
+            }
+            if t_off.is_empty() || t_on.is_empty() {
+                continue;
             }
             let (a, b) = (median(&mut t_off), median(&mut t_on));
             println!(
