@@ -177,7 +177,7 @@ pub(crate) fn orphan_rows(s: &Snapshot, limit: usize) -> (Vec<OrphanRow>, u64) {
                 peer: c
                     .and_then(|c| c.peer.clone())
                     .unwrap_or_else(|| "-".to_owned()),
-                name: t.name.clone(),
+                name: t.name.to_string(),
                 spawned_at: location(&t.spawned_at),
                 since_close_ms: t.outlived_close_ms.unwrap_or(0),
                 activity: t.activity_text().unwrap_or_else(|| "-".to_owned()),

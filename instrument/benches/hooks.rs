@@ -104,7 +104,8 @@ fn main() {
             }),
         ),
     ];
-    let wanted = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+    let wanted =
+        |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
     println!("| workload | context | off (median) | on (median) | on/off |");
     println!("|---|---|---|---|---|");
     for (key, (name, make)) in works {

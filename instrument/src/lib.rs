@@ -46,8 +46,8 @@ pub use heap::TrackingAlloc;
 pub use heap::bench as alloc_bench;
 pub use snapshot::{
     AllocationSite, ConnState, ConnectionInfo, EndedBy, FixHint, FixPattern, HeapTotals, LogEvent,
-    Mode, ProfileOf, RouteInfo, Signature, SignatureKind, Snapshot, TaskInfo, TaskKind, TaskState,
-    Totals, Verdict, pattern_of_trace,
+    Mode, ProfileOf, RouteInfo, SharedStr, Signature, SignatureKind, Snapshot, TaskInfo, TaskKind,
+    TaskState, Totals, Verdict, pattern_of_trace,
 };
 pub use tag::hooks::{RuntimeBuilderExt, UserHooks, runtime};
 pub use tag::layer::{Layer, layer};

@@ -6,6 +6,7 @@
 mod events;
 mod fixes;
 mod read;
+mod shared;
 mod verdicts;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ pub use events::LogEvent;
 #[cfg(feature = "enabled")]
 pub(crate) use fixes::fill as fill_fixes;
 pub use fixes::{FixHint, FixPattern, pattern_of_trace};
+pub use shared::SharedStr;
 pub use verdicts::{AllocationSite, RouteInfo, Signature, SignatureKind, Verdict};
 
 /// Which tracking mode is active.
@@ -256,9 +258,10 @@ pub struct TaskInfo {
     /// The connection it belongs to.
     pub conn_id: u64,
     /// `conn=<id> <name>`: the name given to [`crate::spawn_named`], or the spawn location.
-    pub name: String,
-    /// `file:line:col` of the spawn call.
-    pub spawned_at: String,
+    /// Shared by the rows of one connection with the same name.
+    pub name: SharedStr,
+    /// `file:line:col` of the spawn call, shared by the rows of the same call site.
+    pub spawned_at: SharedStr,
     /// Alive or ended.
     pub state: TaskState,
     /// How it ended, once it has.

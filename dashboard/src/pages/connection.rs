@@ -128,7 +128,7 @@ fn sites_note(h: &HeapTotals, empty: bool) -> String {
 fn task_row(c: &ConnectionInfo, t: &TaskInfo, now: u64) -> TaskRow {
     TaskRow {
         id: t.id,
-        name: t.name.clone(),
+        name: t.name.to_string(),
         class: task_class(t),
         state: view::task_state(t),
         kind: t.kind.to_string(),

@@ -100,7 +100,7 @@ fn render(
     let page = TaskPage {
         ctx,
         id: t.id,
-        name: t.name.clone(),
+        name: t.name.to_string(),
         conn_id: t.conn_id,
         conn_label: conn.map_or_else(|| "(evicted)".to_owned(), |c| c.label.clone()),
         state: view::task_state(t),

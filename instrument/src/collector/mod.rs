@@ -14,6 +14,7 @@ mod pprof;
 mod queue;
 mod records;
 mod retention;
+mod rows;
 mod sites;
 mod state;
 mod symbols;

@@ -2,12 +2,11 @@
 //! sorting, the verdicts and the rows of the JSON contract. Spawns, ends, opens and closes
 //! never wait for a snapshot being built.
 
-use std::fmt::Write;
-
 use super::allocations;
 use super::frozen::{ConnOf, ConnRow, Frozen, SitesFor, TaskRow};
+use super::rows::{Names, order_key, sort_desc};
 use crate::heap::slots::Counts;
-use crate::ids::{Site, Tag};
+use crate::ids::Tag;
 use crate::snapshot::{
     ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
     Totals,
@@ -101,26 +100,19 @@ impl Frozen {
         (past && !shared, shared, outlived)
     }
 
-    fn task(&self, t: &TaskRow, judged: Judged, names: &Names) -> TaskInfo {
+    fn task(&self, t: &TaskRow, judged: Judged, names: &mut Names) -> TaskInfo {
         let (orphan, shared, outlived) = judged.verdict;
         let activity = t
             .ended_at_ms
             .is_none()
             .then(|| crate::tag::task_table::activity(crate::ids::TaskId(t.id)))
             .flatten();
-        let (spawned_at, short) = &names.strings[judged.location as usize];
-        // `conn=<id> <name>`, or, unnamed (a plain tokio::spawn), `conn=<id> <file>:<line>`.
-        let suffix = t.name.as_deref().unwrap_or(short);
-        let mut name = String::with_capacity(6 + 20 + suffix.len());
-        name.push_str("conn=");
-        push_decimal(&mut name, t.conn_id);
-        name.push(' ');
-        name.push_str(suffix);
+        let name = names.name(t.conn_id, judged.location, t.name.as_ref());
         TaskInfo {
             id: t.id,
             conn_id: t.conn_id,
             name,
-            spawned_at: spawned_at.clone(),
+            spawned_at: names.strings[judged.location as usize].0.clone(),
             state: if t.ended_at_ms.is_none() {
                 TaskState::Alive
             } else {
@@ -198,16 +190,16 @@ impl Frozen {
                 location: names.index(t.location),
             })
             .collect();
-        let mut order: Vec<(u128, u32)> = judged
+        let mut order: Vec<([u64; 2], u32)> = judged
             .iter()
             .zip(&self.tasks)
             .enumerate()
             .map(|(i, (j, t))| (order_key(j.verdict.0, j.verdict.2, t.id), i as u32))
             .collect();
-        order.sort_unstable_by_key(|&(key, _)| std::cmp::Reverse(key));
+        sort_desc(&mut order);
         let tasks: Vec<TaskInfo> = order
             .into_iter()
-            .map(|(_, i)| self.task(&self.tasks[i as usize], judged[i as usize], &names))
+            .map(|(_, i)| self.task(&self.tasks[i as usize], judged[i as usize], &mut names))
             .collect();
         let mut heap = HeapTotals {
             tracking: self.tracking,
@@ -301,58 +293,12 @@ struct Judged {
     location: u32,
 }
 
-/// The strings of each spawn location, made once per snapshot: `file:line:col` and the short
-/// `file:line` of unnamed tasks' names.
-#[derive(Default)]
-struct Names {
-    /// By spawn site (file pointer, line, column), hashed with one multiply per word.
-    index: super::records::HashMap<(usize, u32, u32), u32>,
-    strings: Vec<(String, String)>,
-}
-
-impl Names {
-    fn index(&mut self, l: Site) -> u32 {
-        let next = self.strings.len() as u32;
-        let i = *self.index.entry(l.key()).or_insert(next);
-        if i == next {
-            let file = l.file().rsplit(['/', '\\']).next().unwrap_or("");
-            let mut short = String::with_capacity(file.len() + 6);
-            let _ = write!(short, "{file}:{}", l.line());
-            self.strings.push((l.to_string(), short));
-        }
-        i
-    }
-}
-
-/// The task list's order, largest first: orphans first, then the longest outlived, then the
-/// newest (outlived times beyond 2^63 ms sort as equal).
-fn order_key(orphan: bool, outlived: Option<u64>, id: u64) -> u128 {
-    let outlived = outlived.map_or(0, |v| v.min((1 << 62) - 1) + 1) as u128;
-    (u128::from(orphan) << 127) | (outlived << 64) | u128::from(id)
-}
-
 /// Polls since the close, not counting a first poll made after it: a task spawned just before
 /// the close runs once to reach its await point, and is parked there as much as one that got
 /// there before.
 fn polls_since(polls: u64, at_close: u64) -> u64 {
     let first_after = u64::from(at_close == 0 && polls > 0);
     polls.saturating_sub(at_close) - first_after
-}
-
-/// Appends `n` in decimal without the formatting machinery.
-fn push_decimal(s: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // The bytes are ASCII digits.
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
 }
 
 #[cfg(test)]
@@ -366,20 +312,5 @@ mod tests {
         assert_eq!(polls_since(5, 0), 4);
         assert_eq!(polls_since(3, 3), 0);
         assert_eq!(polls_since(7, 3), 4);
-    }
-
-    #[test]
-    fn decimals_and_order_keys() {
-        for n in [0, 7, 10, 99, 12_345, u64::MAX] {
-            let mut s = String::new();
-            push_decimal(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
-        let k = |o, out, id| order_key(o, out, id);
-        assert!(k(true, None, 1) > k(false, Some(5), 9));
-        assert!(k(false, Some(0), 1) > k(false, None, 9));
-        assert!(k(false, Some(6), 1) > k(false, Some(5), 9));
-        assert!(k(false, Some(5), 9) > k(false, Some(5), 8));
-        assert!(k(true, Some(u64::MAX), 1) > k(true, Some(u64::MAX - 1), 0));
     }
 }

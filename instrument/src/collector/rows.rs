@@ -1,0 +1,221 @@
+//! The rows' shared parts and their order, made once per snapshot outside the lock: each spawn
+//! location's strings and each connection's task names are built once and shared by the rows
+//! that have them ([`SharedStr`]); the rows are ordered by a radix sort on their keys.
+
+use std::cmp::Reverse;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use crate::ids::Site;
+use crate::snapshot::SharedStr;
+
+/// The strings of each spawn location, made once per snapshot (`file:line:col` and the short
+/// `file:line` of unnamed tasks' names), and each connection's task names, made once per
+/// connection and name: rows share them.
+#[derive(Default)]
+pub(super) struct Names {
+    /// By spawn site (file pointer, line, column), hashed with one multiply per word.
+    index: super::records::HashMap<(usize, u32, u32), u32>,
+    pub(super) strings: Vec<(SharedStr, String)>,
+    /// `conn=<id> <suffix>` by connection and the suffix's address (a location's short
+    /// string, or the `Arc` of a name given at spawn).
+    names: super::records::HashMap<(u64, usize), SharedStr>,
+}
+
+impl Names {
+    pub(super) fn index(&mut self, l: Site) -> u32 {
+        let next = self.strings.len() as u32;
+        let i = *self.index.entry(l.key()).or_insert(next);
+        if i == next {
+            let file = l.file().rsplit(['/', '\\']).next().unwrap_or("");
+            let mut short = String::with_capacity(file.len() + 6);
+            let _ = write!(short, "{file}:{}", l.line());
+            self.strings.push((l.to_string().into(), short));
+        }
+        i
+    }
+
+    /// `conn=<id> <name>`, or, unnamed (a plain tokio::spawn), `conn=<id> <file>:<line>`.
+    pub(super) fn name(
+        &mut self,
+        conn_id: u64,
+        location: u32,
+        given: Option<&Arc<str>>,
+    ) -> SharedStr {
+        let suffix: &str = match given {
+            Some(n) => n,
+            None => &self.strings[location as usize].1,
+        };
+        let key = (conn_id, suffix.as_ptr() as usize);
+        if let Some(n) = self.names.get(&key) {
+            return n.clone();
+        }
+        let mut name = String::with_capacity(6 + 20 + suffix.len());
+        name.push_str("conn=");
+        push_decimal(&mut name, conn_id);
+        name.push(' ');
+        name.push_str(suffix);
+        let name = SharedStr::from(name);
+        self.names.insert(key, name.clone());
+        name
+    }
+}
+
+/// The task list's order, largest first: orphans first, then the longest outlived, then the
+/// newest (outlived times beyond 2^63 ms sort as equal).
+pub(super) fn order_key(orphan: bool, outlived: Option<u64>, id: u64) -> [u64; 2] {
+    let outlived = outlived.map_or(0, |v| v.min((1 << 62) - 1) + 1);
+    [(u64::from(orphan) << 63) | outlived, id]
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: pushed as chars, without validating them as UTF-8 again.
+    s.extend(buf[i..].iter().map(|&b| char::from(b)));
+}
+
+/// Rows shorter than this are sorted by comparisons.
+const RADIX_FROM: usize = 512;
+
+/// Sorts `v` by key, largest first. Past [`RADIX_FROM`] rows, a stable LSD radix sort on the
+/// keys' 16 bytes that skips the bytes every key shares (in a snapshot most are: the ids'
+/// high bytes, the outlived times' high bytes), a few linear passes instead of the
+/// comparison sort's 17 per row (36 million instructions for 100,000 rows).
+pub(super) fn sort_desc(v: &mut Vec<([u64; 2], u32)>) {
+    if v.len() < RADIX_FROM {
+        v.sort_unstable_by_key(|&(k, _)| Reverse(k));
+        return;
+    }
+    // byte(k, 0) is the least significant; a bucket is 255 - byte, so larger keys come first.
+    let byte = |k: &[u64; 2], d: usize| -> usize {
+        let word = if d < 8 { k[1] } else { k[0] };
+        255 - ((word >> (8 * (d % 8))) & 0xff) as usize
+    };
+    let mut counts = vec![[0usize; 256]; 16];
+    for (k, _) in v.iter() {
+        for (d, c) in counts.iter_mut().enumerate() {
+            c[byte(k, d)] += 1;
+        }
+    }
+    let mut other = v.clone();
+    let (mut src, mut dst) = (v, &mut other);
+    let mut swapped = false;
+    for (d, c) in counts.iter().enumerate() {
+        if c.contains(&src.len()) {
+            continue; // every key has the same byte here
+        }
+        let mut at = [0usize; 256];
+        let mut sum = 0;
+        for (b, &n) in c.iter().enumerate() {
+            at[b] = sum;
+            sum += n;
+        }
+        for row in src.iter() {
+            let b = byte(&row.0, d);
+            dst[at[b]] = *row;
+            at[b] += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+        swapped = !swapped;
+    }
+    if swapped {
+        // The sorted rows are in `other`: move them back.
+        dst.copy_from_slice(src);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decimals_and_order_keys() {
+        for n in [0, 7, 10, 99, 12_345, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        let k = |o, out, id| order_key(o, out, id);
+        assert!(k(true, None, 1) > k(false, Some(5), 9));
+        assert!(k(false, Some(0), 1) > k(false, None, 9));
+        assert!(k(false, Some(6), 1) > k(false, Some(5), 9));
+        assert!(k(false, Some(5), 9) > k(false, Some(5), 8));
+        assert!(k(true, Some(u64::MAX), 1) > k(true, Some(u64::MAX - 1), 0));
+    }
+
+    fn by_comparisons(v: &[([u64; 2], u32)]) -> Vec<[u64; 2]> {
+        let mut w = v.to_vec();
+        w.sort_unstable_by_key(|&(k, _)| Reverse(k));
+        w.into_iter().map(|(k, _)| k).collect()
+    }
+
+    fn same_rows(a: &[([u64; 2], u32)], b: &[([u64; 2], u32)]) -> bool {
+        let (mut a, mut b) = (a.to_vec(), b.to_vec());
+        a.sort_unstable();
+        b.sort_unstable();
+        a == b
+    }
+
+    proptest! {
+        #[test]
+        fn the_radix_sort_orders_like_the_comparison_sort(
+            rows in proptest::collection::vec(
+                (any::<bool>(), 0u64..3, any::<u64>(), 0u64..300, any::<u32>()),
+                0..1500,
+            ),
+            wide in any::<bool>(),
+        ) {
+            // Keys like a snapshot's (few distinct times, near ids) or anything at all.
+            let v: Vec<([u64; 2], u32)> = rows
+                .iter()
+                .map(|&(orphan, out, any, near, i)| {
+                    let key = if wide {
+                        [any, any.rotate_left(17) ^ near]
+                    } else {
+                        order_key(orphan, (out > 0).then_some(out * 1000), 40_000 + near)
+                    };
+                    (key, i)
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sort_desc(&mut sorted);
+            let keys: Vec<[u64; 2]> = sorted.iter().map(|&(k, _)| k).collect();
+            prop_assert_eq!(keys, by_comparisons(&v));
+            prop_assert!(same_rows(&sorted, &v));
+        }
+    }
+
+    #[test]
+    fn a_snapshot_sized_sort_is_exact() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let v: Vec<([u64; 2], u32)> = (0..100_000u32)
+            .map(|i| {
+                let r = next();
+                let outlived = (r % 3 == 0).then_some(r % 5_000);
+                (order_key(r % 3 == 0, outlived, 1_000 + u64::from(i)), i)
+            })
+            .collect();
+        let mut sorted = v.clone();
+        sort_desc(&mut sorted);
+        let keys: Vec<[u64; 2]> = sorted.iter().map(|&(k, _)| k).collect();
+        assert_eq!(keys, by_comparisons(&v));
+        assert!(same_rows(&sorted, &v));
+    }
+}
