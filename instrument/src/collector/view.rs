@@ -172,7 +172,7 @@ impl Frozen {
     }
 
     /// Builds the snapshot (outside the lock).
-    pub(super) fn build(self, mode: Mode) -> Snapshot {
+    pub(super) fn build(mut self, mode: Mode) -> Snapshot {
         let conn_of: crate::collector::state::HashMap<u64, ConnOf> = self
             .conns
             .iter()
@@ -223,12 +223,13 @@ impl Frozen {
             leaking_memory += u64::from(memory);
             leaking += u64::from(memory || o > 0);
         }
-        let mut connections: Vec<ConnectionInfo> = self
-            .conns
+        // Sorted as small rows, before the large ones are built.
+        let mut conns = std::mem::take(&mut self.conns);
+        conns.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
+        let mut connections: Vec<ConnectionInfo> = conns
             .iter()
             .map(|c| self.conn(c, self.counts(c.tag)))
             .collect();
-        connections.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
         let routes = self.judged.routes();
         self.fill_sites(&mut connections, &routes);
         let mut signatures = self.judged.signatures();
