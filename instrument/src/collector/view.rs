@@ -230,6 +230,7 @@ impl Frozen {
             .iter()
             .map(|c| self.conn(c, self.counts(c.tag)))
             .collect();
+        self.conns = conns; // `fill_sites` finds the rows' tags there
         let routes = self.judged.routes();
         self.fill_sites(&mut connections, &routes);
         let mut signatures = self.judged.signatures();
