@@ -50,6 +50,11 @@ impl<T> Queue<T> {
     /// Queues `ev` at time `at`; returns how many events wait now.
     pub(super) fn push(&self, ev: T, at: u64) -> usize {
         let mut inbox = self.inbox();
+        if inbox.len() == inbox.capacity() {
+            // The queue's growth is leakscope's memory, never the pushing connection's.
+            let _g = crate::tag::untracked();
+            inbox.reserve(1);
+        }
         inbox.push((ev, at));
         let n = inbox.len();
         self.waiting.store(n, Ordering::SeqCst);
