@@ -85,10 +85,17 @@ fn main() {
     );
     println!("| what | median [min-max] of {rounds} |");
     println!("|---|---|");
-    println!(
-        "| `leakscope::snapshot()` | {} |",
-        stats(time(rounds, || drop(leakscope::snapshot())))
-    );
+    let drops = std::cell::RefCell::new(Vec::new());
+    let whole = time(rounds, || {
+        let s = leakscope::snapshot();
+        let start = Instant::now();
+        drop(s);
+        drops.borrow_mut().push(start.elapsed());
+    });
+    let mut drops = drops.into_inner();
+    drops.remove(0); // the warm-up call's
+    println!("| `leakscope::snapshot()` (and dropping it) | {} |", stats(whole));
+    println!("| ... of which the caller's drop | {} |", stats(drops));
     println!(
         "| `leakscope::summary(50)` | {} |",
         stats(time(rounds, || drop(leakscope::summary(50))))
