@@ -94,7 +94,10 @@ fn main() {
     });
     let mut drops = drops.into_inner();
     drops.remove(0); // the warm-up call's
-    println!("| `leakscope::snapshot()` (and dropping it) | {} |", stats(whole));
+    println!(
+        "| `leakscope::snapshot()` (and dropping it) | {} |",
+        stats(whole)
+    );
     println!("| ... of which the caller's drop | {} |", stats(drops));
     println!(
         "| `leakscope::summary(50)` | {} |",
