@@ -154,6 +154,35 @@ mod tests {
         assert!(k(true, Some(u64::MAX), 1) > k(true, Some(u64::MAX - 1), 0));
     }
 
+    #[test]
+    fn rows_share_their_strings_per_site_and_per_connection_and_name() {
+        let mut names = Names::default();
+        let a = names.index(Site::new("src/chat/forward.rs", 42, 9));
+        let b = names.index(Site::new("src/chat/heartbeat.rs", 7, 5));
+        assert_eq!(names.index(Site::new("src/chat/forward.rs", 42, 9)), a);
+        assert_ne!(a, b);
+        assert_eq!(names.strings[a as usize].0, "src/chat/forward.rs:42:9");
+        assert_eq!(names.strings[a as usize].1, "forward.rs:42");
+
+        let first = names.name(7, a, None);
+        let again = names.name(7, a, None);
+        assert_eq!(first, "conn=7 forward.rs:42");
+        assert!(
+            std::ptr::eq(first.as_str(), again.as_str()),
+            "one string per connection and site"
+        );
+        assert_eq!(names.name(8, a, None), "conn=8 forward.rs:42");
+        assert_eq!(names.name(7, b, None), "conn=7 heartbeat.rs:7");
+
+        // A name given at spawn wins over the site; equal text in two `Arc`s is still right.
+        let given: Arc<str> = Arc::from("forwarder");
+        let other: Arc<str> = Arc::from("forwarder");
+        assert_eq!(names.name(7, a, Some(&given)), "conn=7 forwarder");
+        assert_eq!(names.name(7, a, Some(&other)), "conn=7 forwarder");
+        assert_eq!(names.name(9, a, Some(&given)), "conn=9 forwarder");
+        assert_eq!(names.name(7, a, None), "conn=7 forward.rs:42");
+    }
+
     fn by_comparisons(v: &[([u64; 2], u32)]) -> Vec<[u64; 2]> {
         let mut w = v.to_vec();
         w.sort_unstable_by_key(|&(k, _)| Reverse(k));
