@@ -100,6 +100,10 @@ fn main() {
     );
     println!("| ... of which the caller's drop | {} |", stats(drops));
     println!(
+        "| `leakscope::connections_snapshot()` (what `/metrics` reads) | {} |",
+        stats(time(rounds, || drop(leakscope::connections_snapshot())))
+    );
+    println!(
         "| `leakscope::summary(50)` | {} |",
         stats(time(rounds, || drop(leakscope::summary(50))))
     );

@@ -76,6 +76,20 @@ pub fn summary(orphan_limit: usize) -> Snapshot {
     show::source().summary(orphan_limit)
 }
 
+/// Every listed connection, the routes, the signatures and exact totals, without task rows
+/// (`tasks` is empty): what a metrics exporter needs (the dashboard's `/metrics` reads it).
+/// Its cost grows with the number of connections, not of tasks.
+///
+/// ```
+/// let s = leakscope::connections_snapshot();
+/// assert!(s.tasks.is_empty());
+/// let orphans_by_route = s.connections.iter().filter(|c| c.orphan_tasks > 0).count();
+/// # let _ = orphans_by_route;
+/// ```
+pub fn connections_snapshot() -> Snapshot {
+    show::source().connections()
+}
+
 /// One connection and its tasks (alive ones and the last ended ones), as a snapshot with
 /// exact totals: a direct lookup that never walks every task. `None` if the connection is not
 /// tracked (never existed, or evicted).

@@ -10,6 +10,7 @@ pub(crate) trait Source {
     fn mode(&self) -> Mode;
     fn snapshot(&self) -> Snapshot;
     fn summary(&self, orphan_limit: usize) -> Snapshot;
+    fn connections(&self) -> Snapshot;
     fn connection(&self, id: u64) -> Option<Snapshot>;
     fn task(&self, id: u64) -> Option<Snapshot>;
     fn config(&self) -> Config;
@@ -37,6 +38,9 @@ impl Source for Off {
     fn summary(&self, _orphan_limit: usize) -> Snapshot {
         Off::empty()
     }
+    fn connections(&self) -> Snapshot {
+        Off::empty()
+    }
     fn connection(&self, _id: u64) -> Option<Snapshot> {
         None
     }
@@ -61,6 +65,9 @@ impl Source for crate::collector::Collector {
     }
     fn summary(&self, orphan_limit: usize) -> Snapshot {
         self.summary(orphan_limit)
+    }
+    fn connections(&self) -> Snapshot {
+        self.connections()
     }
     fn connection(&self, id: u64) -> Option<Snapshot> {
         self.connection(id)

@@ -34,6 +34,26 @@ fn summary_matches_snapshot_and_ignored_connections_leave_no_trace() {
                 .all(|t| sum.connection(t.conn_id).is_some())
         );
 
+        // What `/metrics` reads: the same connections, routes, signatures and totals, no task.
+        let conns = leakscope::connections_snapshot();
+        assert!(conns.tasks.is_empty());
+        assert_eq!(conns.totals, snap.totals);
+        assert_eq!(conns.heap.retained_bytes, snap.heap.retained_bytes);
+        assert_eq!(conns.connections, snap.connections);
+        assert_eq!(conns.routes, snap.routes);
+        // (A fix hint can cite an orphan's await point, which needs the task rows.)
+        let sigs = |s: &leakscope::Snapshot| {
+            let mut v: Vec<leakscope::Signature> = s.signatures.clone();
+            v.iter_mut().for_each(|g| g.fix = None);
+            v
+        };
+        assert_eq!(sigs(&conns), sigs(&snap));
+        assert!(
+            conns.signatures.iter().any(|g| g.orphan_tasks == 20),
+            "{:?}",
+            conns.signatures
+        );
+
         // A connection the tool ignores: gone from the snapshot, counted once as ignored. (Only
         // hooks mode knows, inside a handler, which TCP connection it serves.)
         if !leakscope_tests::hooks_mode() {

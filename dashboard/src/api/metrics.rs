@@ -124,10 +124,11 @@ const METRICS: &[Metric] = &[
     ),
 ];
 
-/// `GET /metrics`: Prometheus text, from a snapshot (exact totals; the listed connections and
-/// the signatures for the per-route and per-site series), as the overview page reads it.
+/// `GET /metrics`: Prometheus text, from [`leakscope::connections_snapshot`] (exact totals; the
+/// listed connections and the signatures for the per-route and per-site series; no task rows,
+/// so a scrape's cost grows with connections, not tasks).
 pub(crate) async fn metrics() -> Response {
-    let text = prometheus_text(&leakscope::snapshot());
+    let text = prometheus_text(&leakscope::connections_snapshot());
     (
         [(
             header::CONTENT_TYPE,

@@ -148,6 +148,8 @@ pub(super) enum Which {
     All,
     /// Every connection; the alive attached tasks of the first `n` connections with orphans.
     Orphans(usize),
+    /// Every connection, no task.
+    Connections,
     /// One connection and its tasks.
     Conn(u64),
     /// One task and its connection.
@@ -171,6 +173,7 @@ impl Frozen {
                 conns = st.conns.values().map(conn_row).collect();
                 tasks = st.tasks.values().map(task_row).collect();
             }
+            Which::Connections => conns = st.conns.values().map(conn_row).collect(),
             Which::Orphans(limit) => {
                 let mut leaking: Vec<&Conn> = st
                     .conns
@@ -225,9 +228,15 @@ impl Frozen {
             folded_alive: st.folded_tasks.len() as u64,
             folded_orphans,
             warnings: st.warnings.clone(),
-            judged: Judged::copy(st, now, grace, tracking, matches!(which, Which::All)),
+            judged: Judged::copy(
+                st,
+                now,
+                grace,
+                tracking,
+                matches!(which, Which::All | Which::Connections),
+            ),
             sites_for: match which {
-                Which::All => SitesFor::Leaking,
+                Which::All | Which::Connections => SitesFor::Leaking,
                 Which::Conn(_) => SitesFor::Every,
                 _ => SitesFor::None,
             },

@@ -213,6 +213,10 @@ impl Collector {
         self.view(Which::Orphans(orphan_limit))
     }
 
+    pub(crate) fn connections(&self) -> Snapshot {
+        self.view(Which::Connections)
+    }
+
     /// One connection and its tasks, or `None` if it is not tracked.
     pub(crate) fn connection(&self, id: u64) -> Option<Snapshot> {
         Some(self.view(Which::Conn(id))).filter(|s| !s.connections.is_empty())
