@@ -39,6 +39,7 @@ pub(crate) fn ci() -> Result<(), String> {
     )?;
     // Both crates package and build from their packages (the dashboard against the packaged
     // leakscope, through cargo's local overlay of the crates packaged together).
+    forget_packaged_sources()?;
     cargo(
         &[
             "package",
@@ -144,4 +145,48 @@ mod tests {
                 .contains("whole")
         );
     }
+}
+
+/// Removes the unpacked sources of this workspace's crates from cargo's local-registry
+/// overlays (`$CARGO_HOME/registry/src/-<hash>/`). `cargo package` unpacks each crate it
+/// packages there to build the next one against it, but never unpacks the same version again:
+/// a later run with changed sources (same version 0.1.0) built the dashboard against a stale
+/// `leakscope` and failed. The overlays hold nothing else of ours; crates.io's sources (in
+/// `index.crates.io-*`) are left alone.
+fn forget_packaged_sources() -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(()); // no cargo home: nothing cached
+    };
+    let Ok(overlays) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for overlay in overlays.flatten() {
+        if !overlay.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(overlay.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            let ours = ["leakscope-", "leakscope-dashboard-"].iter().any(|p| {
+                name.strip_prefix(p)
+                    .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                let path = krate.path();
+                std::fs::remove_dir_all(&path).map_err(|e| {
+                    format!(
+                        "cannot remove the stale package source {}: {e}",
+                        path.display()
+                    )
+                })?;
+                eprintln!("xtask: removed the stale package source {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
