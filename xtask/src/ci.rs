@@ -121,32 +121,6 @@ pub(crate) fn demo(rest: &[String]) -> Result<(), String> {
     cargo(&args, &[])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::check_demo_flags;
-
-    #[test]
-    fn demo_flags_are_checked_before_the_build() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(check_demo_flags(&args(&["--load-connections", "50"])).is_ok());
-        assert!(
-            check_demo_flags(&args(&["--bogus"]))
-                .unwrap_err()
-                .contains("unknown")
-        );
-        assert!(
-            check_demo_flags(&args(&["--load-every-ms"]))
-                .unwrap_err()
-                .contains("needs")
-        );
-        assert!(
-            check_demo_flags(&args(&["--load-every-ms", "x"]))
-                .unwrap_err()
-                .contains("whole")
-        );
-    }
-}
-
 /// Removes the unpacked sources of this workspace's crates from cargo's local-registry
 /// overlays (`$CARGO_HOME/registry/src/-<hash>/`). `cargo package` unpacks each crate it
 /// packages there to build the next one against it, but never unpacks the same version again:
@@ -189,4 +163,30 @@ fn forget_packaged_sources() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_demo_flags;
+
+    #[test]
+    fn demo_flags_are_checked_before_the_build() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_demo_flags(&args(&["--load-connections", "50"])).is_ok());
+        assert!(
+            check_demo_flags(&args(&["--bogus"]))
+                .unwrap_err()
+                .contains("unknown")
+        );
+        assert!(
+            check_demo_flags(&args(&["--load-every-ms"]))
+                .unwrap_err()
+                .contains("needs")
+        );
+        assert!(
+            check_demo_flags(&args(&["--load-every-ms", "x"]))
+                .unwrap_err()
+                .contains("whole")
+        );
+    }
 }
