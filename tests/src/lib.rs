@@ -24,10 +24,41 @@ pub struct Client {
     pub local: SocketAddr,
 }
 
+/// A TCP connection to `server` from a local port no other client of this test process used.
+/// Tests find their connection in the snapshot by its peer address, and tests run concurrently:
+/// `connect` alone may give two clients the same port towards two different servers (the
+/// kernel only keeps the four-tuple unique), which once made a test read another test's
+/// connection. `bind` to port 0 gives a port no live socket holds; the ports handed out
+/// before are remembered and refused.
+pub async fn connect_unique(server: SocketAddr) -> TcpStream {
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut refused = Vec::new(); // held until a fresh port comes, so the kernel moves on
+    for _ in 0..1000 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind a local port");
+        let port = socket.local_addr().expect("local addr").port();
+        let fresh = {
+            let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = !used.contains(&port);
+            if fresh {
+                used.push(port);
+            }
+            fresh
+        };
+        if fresh {
+            return socket.connect(server).await.expect("connect");
+        }
+        refused.push(socket);
+    }
+    panic!("no local port unused by this test process after 1000 tries");
+}
+
 impl Client {
     /// Connects to `ws://server{route}`.
     pub async fn connect(server: SocketAddr, route: &str) -> Client {
-        let tcp = TcpStream::connect(server).await.expect("connect");
+        let tcp = connect_unique(server).await;
         let local = tcp.local_addr().expect("local addr");
         let url = format!("ws://{server}{route}");
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))

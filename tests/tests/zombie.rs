@@ -167,7 +167,7 @@ fn tracked_tcp_sockets_get_the_configured_keepalive() {
     run(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let client = connect_unique(addr).await;
         let (server, peer) = listener.accept().await.unwrap();
         let plain = socket2::SockRef::from(&server).keepalive().unwrap();
         assert!(!plain, "keepalive is off on a fresh socket");
