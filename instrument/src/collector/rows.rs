@@ -17,9 +17,11 @@ pub(super) struct Names {
     /// By spawn site (file pointer, line, column), hashed with one multiply per word.
     index: super::records::HashMap<(usize, u32, u32), u32>,
     pub(super) strings: Vec<(SharedStr, String)>,
-    /// `conn=<id> <suffix>` by connection and the suffix's address (a location's short
-    /// string, or the `Arc` of a name given at spawn).
-    names: super::records::HashMap<(u64, usize), SharedStr>,
+    /// `conn=<id> <suffix>` by connection and the suffix's address and length (a location's
+    /// short string, or the `Arc` of a name given at spawn: all alive while the rows are built,
+    /// so a non-empty address names one string; the length keeps an empty name, whose address
+    /// may be where another block starts, apart).
+    names: super::records::HashMap<(u64, usize, usize), SharedStr>,
 }
 
 impl Names {
@@ -46,7 +48,7 @@ impl Names {
             Some(n) => n,
             None => &self.strings[location as usize].1,
         };
-        let key = (conn_id, suffix.as_ptr() as usize);
+        let key = (conn_id, suffix.as_ptr() as usize, suffix.len());
         if let Some(n) = self.names.get(&key) {
             return n.clone();
         }
@@ -180,6 +182,9 @@ mod tests {
         assert_eq!(names.name(7, a, Some(&given)), "conn=7 forwarder");
         assert_eq!(names.name(7, a, Some(&other)), "conn=7 forwarder");
         assert_eq!(names.name(9, a, Some(&given)), "conn=9 forwarder");
+        assert_eq!(names.name(7, a, None), "conn=7 forward.rs:42");
+        let empty: Arc<str> = Arc::from("");
+        assert_eq!(names.name(7, a, Some(&empty)), "conn=7 ");
         assert_eq!(names.name(7, a, None), "conn=7 forward.rs:42");
     }
 
