@@ -82,7 +82,10 @@ impl State {
     }
 
     pub(super) fn task_ended(&mut self, task: TaskId, ended_by: EndedBy, now: u64) {
-        if let Some(f) = self.folded_tasks.remove(&task) {
+        // (Most ends are of listed connections' tasks: no probe while nothing is folded.)
+        if !self.folded_tasks.is_empty()
+            && let Some(f) = self.folded_tasks.remove(&task)
+        {
             self.counters.ended += 1;
             if let Some(e) = self.folded_tags.get_mut(&f.tag) {
                 e.alive = e.alive.saturating_sub(1);
