@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
@@ -27,30 +28,12 @@ const VIEWER_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
 /// `into_make_service_with_connect_info::<SocketAddr>()`. An error when the text is not a
 /// leakscope report's JSON.
 pub fn report_router(report_json: String) -> Result<Router, ReportError> {
-    let html: Arc<str> = report_html(&report_json)?.into();
-    let json: Arc<str> = report_json.into();
+    let html = Bytes::from(report_html(&report_json)?);
+    let json = Bytes::from(report_json);
     let access = Arc::new(Access::new(false, false, &[]));
     Ok(Router::new()
-        .route(
-            "/",
-            get(move || {
-                let html = html.clone();
-                async move {
-                    let ct = "text/html; charset=utf-8";
-                    ([(header::CONTENT_TYPE, ct)], html.to_string()).into_response()
-                }
-            }),
-        )
-        .route(
-            "/api/report",
-            get(move || {
-                let json = json.clone();
-                async move {
-                    let ct = "application/json";
-                    ([(header::CONTENT_TYPE, ct)], json.to_string()).into_response()
-                }
-            }),
-        )
+        .route("/", get(fixed("text/html; charset=utf-8", html)))
+        .route("/api/report", get(fixed("application/json", json)))
         .fallback(|| async {
             DashError::not_found(
                 "leakscope-dashboard open: no such page (the report is at / and its JSON at \
@@ -59,6 +42,16 @@ pub fn report_router(report_json: String) -> Result<Router, ReportError> {
         })
         .layer(from_fn_with_state(access, access::guard))
         .layer(from_fn(read_only)))
+}
+
+/// A handler answering `body` (shared, never copied) as `content_type`.
+fn fixed(
+    content_type: &'static str,
+    body: Bytes,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move || {
+        std::future::ready(([(header::CONTENT_TYPE, content_type)], body.clone()).into_response())
+    }
 }
 
 /// 405 for every method but `GET` and `HEAD`; the viewer's headers on every answer.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// An immutable, cheaply cloned string: a task's name and spawn location are built once per
-/// snapshot and shared by every row that has them (a snapshot of 100,000 tasks holds a few
-/// thousand strings, not 200,000). It reads like a `&str` (`Deref`), compares with `str`,
+/// An immutable, cheaply cloned string: a task's name is built once per connection and name,
+/// its spawn location once per call site, and shared by every row that has them (not two
+/// strings copied per row). It reads like a `&str` (`Deref`), compares with `str`,
 /// `&str` and `String`, prints like one, and is a plain string in JSON.
 ///
 /// ```
