@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 
 use axum::http::StatusCode;
-use common::process::{Killed, TempDir};
+use common::process::{Killed, TempDir, spawn_until};
 use common::*;
 
 const EXE: &str = env!("CARGO_BIN_EXE_leakscope-dashboard");
@@ -39,26 +38,18 @@ fn run_to_end(args: &[&str]) -> Output {
 
 /// Starts `open report` on a free loopback port; returns it and its address.
 fn start_open(report: &Path) -> (Killed, std::net::SocketAddr) {
-    let mut child = Command::new(EXE)
-        .args(["open", &report.to_string_lossy(), "--addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let child = Killed(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some((_, url)) = line.split_once(" read-only on http://") {
-                let _ = tx.send(url.trim_end_matches('/').to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(DEADLINE)
-        .expect("the binary says where it listens");
+    let mut cmd = Command::new(EXE);
+    cmd.args(["open", &report.to_string_lossy(), "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null());
+    let (child, addr) = spawn_until(
+        &mut cmd,
+        DEADLINE,
+        "the binary says where it listens",
+        |line| {
+            let (_, url) = line.split_once(" read-only on http://")?;
+            Some(url.trim_end_matches('/').to_owned())
+        },
+    );
     (child, addr.parse().expect("an address"))
 }
 

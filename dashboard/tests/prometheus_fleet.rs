@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::process::{Killed, TempDir};
+use common::process::{Killed, TempDir, spawn_until};
 use common::prom::find;
 use common::{LOOPBACK, make_open, make_orphan, run, serve_with_peers};
 use serde_json::Value;
@@ -53,29 +52,16 @@ fn fleet_child() {
 /// Starts this binary as a [`fleet_child`] with `n` orphans; returns it and its address.
 fn start_child(n: u32, deadline: Instant) -> (Killed, String) {
     let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args(["fleet_child", "--exact", "--ignored", "--nocapture"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["fleet_child", "--exact", "--ignored", "--nocapture"])
         .env(CHILD_ENV, n.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start a child");
-    let stdout = child.stdout.take().expect("stdout");
-    let child = Killed(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("LISTENING ") {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let wait = deadline.saturating_duration_since(Instant::now());
-    let addr = rx
-        .recv_timeout(wait)
-        .expect("the child process serves /metrics in time");
-    (child, addr)
+        .stdin(Stdio::piped());
+    spawn_until(
+        &mut cmd,
+        deadline.saturating_duration_since(Instant::now()),
+        "the child process serves /metrics in time",
+        |line| line.strip_prefix("LISTENING ").map(str::to_owned),
+    )
 }
 
 /// A loopback port nobody listens on now.
