@@ -68,12 +68,11 @@ fn shard(tag: Tag) -> std::sync::MutexGuard<'static, Option<HashMap<Tag, Ring>>>
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// Records `event` as connection `tag`'s, keeping the last `keep`. The caller runs untracked
-/// (the ring is leakscope's memory, nobody's retained bytes).
+/// Records `event` as connection `tag`'s, keeping the last `keep`. The caller (the layer) has
+/// checked that `tag` is a connection's and `keep` is not 0, and runs untracked (the ring is
+/// leakscope's memory, nobody's retained bytes).
 pub(crate) fn record(tag: Tag, keep: usize, event: &tracing::Event<'_>, task_id: Option<u64>) {
-    if keep == 0 || tag.is_none() {
-        return;
-    }
+    debug_assert!(keep > 0 && !tag.is_none());
     let meta = event.metadata();
     let mut text = SPARE.take().unwrap_or_default();
     text.message.clear();

@@ -126,6 +126,9 @@ fn record_event(event: &tracing::Event<'_>) {
         return;
     }
     let keep = crate::collector::get().config.events_per_connection;
+    if keep == 0 {
+        return;
+    }
     let _g = crate::tag::untracked();
     let task = crate::ids::TaskId::current().map(|t| t.0);
     crate::collector::logs::record(tag, keep, event, task);
