@@ -173,10 +173,8 @@ pub(crate) fn orphan_rows(s: &Snapshot, limit: usize) -> (Vec<OrphanRow>, u64) {
             OrphanRow {
                 task_id: t.id,
                 conn_id: t.conn_id,
-                label: c.map_or_else(|| "(evicted)".to_owned(), |c| c.label.clone()),
-                peer: c
-                    .and_then(|c| c.peer.clone())
-                    .unwrap_or_else(|| "-".to_owned()),
+                label: c.map_or_else(|| "(evicted)".to_owned(), |c| c.label.to_string()),
+                peer: c.and_then(|c| c.peer.as_deref()).unwrap_or("-").to_owned(),
                 name: t.name.to_string(),
                 spawned_at: location(&t.spawned_at),
                 since_close_ms: t.outlived_close_ms.unwrap_or(0),

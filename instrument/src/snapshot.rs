@@ -180,10 +180,10 @@ pub struct Snapshot {
 pub struct ConnectionInfo {
     /// leakscope's connection id (process-wide, never reused).
     pub id: u64,
-    /// The route or listener name.
-    pub label: String,
+    /// The route or listener name (shared by the rows of a route, like a task's name).
+    pub label: SharedStr,
     /// The peer address, when known.
-    pub peer: Option<String>,
+    pub peer: Option<SharedStr>,
     /// Open or closed.
     pub state: ConnState,
     /// When the connection opened (Unix milliseconds).
@@ -194,7 +194,7 @@ pub struct ConnectionInfo {
     /// "read error", "write error", "stream ended", "shutdown", "socket dropped",
     /// "every handle dropped", "scope ended", "closed by the application",
     /// "peer left, never read" (a zombie) (or the reason given to `Connection::close_because`).
-    pub close_reason: Option<String>,
+    pub close_reason: Option<SharedStr>,
     /// Tasks of this connection still alive.
     pub live_tasks: u64,
     /// Alive tasks that outlived the socket by more than the grace period.

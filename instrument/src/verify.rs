@@ -202,7 +202,8 @@ impl Verify {
 
     fn look(&self, snap: &Snapshot) -> Look {
         let judged = |c: &ConnectionInfo| {
-            self.since.is_none_or(|m| m.covers(c)) && !self.ignore_labels.contains(&c.label)
+            self.since.is_none_or(|m| m.covers(c))
+                && !self.ignore_labels.iter().any(|l| *l == c.label)
         };
         let mut look = Look {
             orphans: Vec::new(),

@@ -74,14 +74,11 @@ struct ConnPage {
 fn facts(c: &ConnectionInfo, now: u64) -> Vec<Fact> {
     let open_for = c.closed_at_ms.unwrap_or(now).saturating_sub(c.opened_at_ms);
     vec![
-        fact("label", c.label.clone()),
-        fact("peer", c.peer.clone().unwrap_or_else(|| "-".to_owned())),
+        fact("label", c.label.as_str()),
+        fact("peer", c.peer.as_deref().unwrap_or("-")),
         fact("opened", view::ago(now, Some(c.opened_at_ms))),
         fact("closed", view::ago(now, c.closed_at_ms)),
-        fact(
-            "close reason",
-            c.close_reason.clone().unwrap_or_else(|| "-".to_owned()),
-        ),
+        fact("close reason", c.close_reason.as_deref().unwrap_or("-")),
         fact("socket open for", view::duration_ms(open_for)),
         fact("last read", view::ago(now, c.last_read_ms)),
         fact("live tasks", view::count(c.live_tasks)),
@@ -165,7 +162,7 @@ fn render(ctx: Ctx, s: &Snapshot, c: &ConnectionInfo) -> Result<String, askama::
     ConnPage {
         ctx,
         id: c.id,
-        label: c.label.clone(),
+        label: c.label.to_string(),
         state: view::conn_state(c),
         zombie: view::zombie_text(now, c),
         unread: view::unread_text(c),

@@ -231,12 +231,12 @@ fn counters(s: &Snapshot) -> Vec<Counter> {
 fn conn_row(now: u64, c: &ConnectionInfo) -> ConnRow {
     ConnRow {
         id: c.id,
-        label: c.label.clone(),
-        peer: c.peer.clone().unwrap_or_else(|| "-".to_owned()),
+        label: c.label.to_string(),
+        peer: c.peer.as_deref().unwrap_or("-").to_owned(),
         state: view::conn_state(c),
         opened: view::ago(now, Some(c.opened_at_ms)),
         closed: view::ago(now, c.closed_at_ms),
-        close_reason: c.close_reason.clone().unwrap_or_else(|| "-".to_owned()),
+        close_reason: c.close_reason.as_deref().unwrap_or("-").to_owned(),
         live_tasks: c.live_tasks,
         orphan_tasks: c.orphan_tasks,
         live_bytes: view::bytes(c.live_bytes),

@@ -102,7 +102,7 @@ fn render(
         id: t.id,
         name: t.name.to_string(),
         conn_id: t.conn_id,
-        conn_label: conn.map_or_else(|| "(evicted)".to_owned(), |c| c.label.clone()),
+        conn_label: conn.map_or_else(|| "(evicted)".to_owned(), |c| c.label.to_string()),
         state: view::task_state(t),
         class: task_class(t),
         alive: t.state == TaskState::Alive,

@@ -76,7 +76,7 @@ pub(super) fn signatures(
             continue;
         }
         for a in &c.allocation_sites {
-            let e = by.entry((a.site.clone(), c.label.clone())).or_default();
+            let e = by.entry((a.site.clone(), c.label.to_string())).or_default();
             e.0 += a.bytes;
             e.1 += 1;
         }

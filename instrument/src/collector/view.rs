@@ -8,8 +8,8 @@ use super::rows::{Names, order_key, sort_desc};
 use crate::heap::slots::Counts;
 use crate::ids::Tag;
 use crate::snapshot::{
-    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, Snapshot, TaskInfo, TaskKind, TaskState,
-    Totals,
+    ConnState, ConnectionInfo, EndedBy, HeapTotals, Mode, SharedStr, Snapshot, TaskInfo, TaskKind,
+    TaskState, Totals,
 };
 
 impl Frozen {
@@ -40,7 +40,7 @@ impl Frozen {
         self.judged.shared_alive.get(&id).copied().unwrap_or(0)
     }
 
-    fn conn(&self, c: &ConnRow, counts: Counts) -> ConnectionInfo {
+    fn conn(&self, c: &ConnRow, counts: Counts, reasons: &mut Reasons) -> ConnectionInfo {
         let live = counts.live_bytes();
         let retained = if self.past_grace(c.closed_at_ms) {
             live
@@ -49,8 +49,8 @@ impl Frozen {
         };
         ConnectionInfo {
             id: c.id,
-            label: c.label.to_string(),
-            peer: c.peer.as_deref().map(str::to_owned),
+            label: c.label.clone().into(),
+            peer: c.peer.clone().map(SharedStr::from),
             state: if c.open {
                 ConnState::Open
             } else {
@@ -58,7 +58,7 @@ impl Frozen {
             },
             opened_at_ms: c.opened_at_ms,
             closed_at_ms: c.closed_at_ms,
-            close_reason: c.close_reason.map(str::to_owned),
+            close_reason: c.close_reason.map(|r| reasons.shared(r)),
             live_tasks: c.alive,
             orphan_tasks: self.orphans(c.id, c.closed_at_ms, c.alive_attached),
             tasks_spawned: c.spawned,
@@ -226,9 +226,10 @@ impl Frozen {
         // Sorted as small rows, before the large ones are built.
         let mut conns = std::mem::take(&mut self.conns);
         conns.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
+        let mut reasons = Reasons::default();
         let mut connections: Vec<ConnectionInfo> = conns
             .iter()
-            .map(|c| self.conn(c, self.counts(c.tag)))
+            .map(|c| self.conn(c, self.counts(c.tag), &mut reasons))
             .collect();
         self.conns = conns; // `fill_sites` finds the rows' tags there
         let routes = self.judged.routes();
@@ -285,6 +286,22 @@ impl Frozen {
             signatures,
             routes,
         }
+    }
+}
+
+/// The close reasons of one snapshot's rows, each made a [`SharedStr`] once: a dozen
+/// `&'static str`s, found by address.
+#[derive(Default)]
+struct Reasons(Vec<(&'static str, SharedStr)>);
+
+impl Reasons {
+    fn shared(&mut self, r: &'static str) -> SharedStr {
+        if let Some((_, s)) = self.0.iter().find(|(k, _)| std::ptr::eq(*k, r)) {
+            return s.clone();
+        }
+        let s = SharedStr::from(r);
+        self.0.push((r, s.clone()));
+        s
     }
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// An immutable, cheaply cloned string: a task's name is built once per connection and name,
-/// its spawn location once per call site, and shared by every row that has them (not two
-/// strings copied per row). It reads like a `&str` (`Deref`), compares with `str`,
+/// its spawn location once per call site, a connection's label and peer once when it opens,
+/// a close reason once per snapshot, and shared by every row that has them (not copied per
+/// row). It reads like a `&str` (`Deref`), compares with `str`,
 /// `&str` and `String`, prints like one, and is a plain string in JSON.
 ///
 /// ```
