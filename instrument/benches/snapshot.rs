@@ -3,7 +3,9 @@
 //! hooks wait for it: spawns timed while another thread takes snapshots back to back.
 //!
 //! Run with: `cargo bench -p leakscope --features enabled --bench snapshot`
-//! Options: `-- --rounds N` (default 21).
+//! Options: `-- --rounds N` (default 21); `--only-snapshot` stops after the full snapshots
+//! (to count their instructions under callgrind: the difference of `--rounds 3` and
+//! `--rounds 1`, halved).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,11 +50,13 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    let only = args.iter().any(|a| a == "--only-snapshot");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--only-snapshot").collect();
     let rounds = match args.as_slice() {
         [] => 21,
-        [flag, n] if flag == "--rounds" => n.parse().expect("--rounds: a whole number"),
+        [flag, n] if *flag == "--rounds" => n.parse().expect("--rounds: a whole number"),
         _ => {
-            eprintln!("usage: snapshot [--rounds N]");
+            eprintln!("usage: snapshot [--rounds N] [--only-snapshot]");
             std::process::exit(2)
         }
     };
@@ -99,6 +103,10 @@ fn main() {
         stats(whole)
     );
     println!("| ... of which the caller's drop | {} |", stats(drops));
+    if only {
+        // (For callgrind: the full snapshot alone, `--rounds 1` and `--rounds 3`.)
+        return;
+    }
     println!(
         "| `leakscope::connections_snapshot()` (what `/metrics` reads) | {} |",
         stats(time(rounds, || drop(leakscope::connections_snapshot())))

@@ -22,6 +22,8 @@ pub(super) struct Names {
     /// so a non-empty address names one string; the length keeps an empty name, whose address
     /// may be where another block starts, apart).
     names: super::records::HashMap<(u64, usize, usize), SharedStr>,
+    /// Where a name is written before it is shared.
+    buf: String,
 }
 
 impl Names {
@@ -52,12 +54,15 @@ impl Names {
         if let Some(n) = self.names.get(&key) {
             return n.clone();
         }
-        let mut name = String::with_capacity(6 + 20 + suffix.len());
-        name.push_str("conn=");
-        push_decimal(&mut name, conn_id);
-        name.push(' ');
-        name.push_str(suffix);
-        let name = SharedStr::from(name);
+        // Written into a buffer kept for the snapshot, then copied once into the shared
+        // string (a `String` per name would be a second allocation and a free).
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.push_str("conn=");
+        push_decimal(buf, conn_id);
+        buf.push(' ');
+        buf.push_str(suffix);
+        let name = SharedStr::from(buf.as_str());
         self.names.insert(key, name.clone());
         name
     }
