@@ -40,19 +40,19 @@ const FLUSH_BYTES: u64 = 256 * 1024;
 /// The lane's tag while it is closed: no header carries it (slots stay below 2^24).
 const CLOSED: u64 = u64::MAX;
 
-// `repr(C)` keeps the lane's counters apart from each other, so the compiler adds to each
-// with one instruction instead of merging neighbours into vector operations.
+// `repr(C)`: the lane's counters stay apart, one add each (not merged into vector operations).
 #[repr(C)]
 pub(super) struct Cache {
-    /// Bytes the lane may still allocate before the slow path (<= 0: closed or exhausted).
-    /// The lane's allocated bytes are `armed - budget`: no counter of their own.
-    budget: Cell<i64>,
+    /// Bytes the lane may still allocate (0: closed or exhausted; a refused allocation wraps
+    /// it below zero until the slow path resets it), unsigned so the fast path tests the
+    /// subtraction's own flags. The lane allocated `armed - budget` (wrapping) bytes.
+    budget: Cell<u64>,
     lane_alloc_blocks: Cell<u64>,
     /// The header bits of the lane's tag, or [`CLOSED`].
     lane: Cell<u64>,
     lane_free_bytes: Cell<u64>,
     /// The budget the lane was opened with (so `armed - budget` bytes went through it).
-    armed: Cell<i64>,
+    armed: Cell<u64>,
     lane_free_blocks: Cell<u64>,
     /// Depth of nested sections (inside one, allocations are nobody's).
     depth: Cell<u32>,
@@ -103,10 +103,10 @@ impl Cache {
     /// for the slow path ([`Cache::alloc_slow`], which must follow).
     #[inline(always)]
     pub(super) fn alloc_fast(&self, size: u64) -> Option<u64> {
-        // `size <= isize::MAX` and `budget >= 0` (the slow path resets it): no overflow.
-        let left = self.budget.get() - size as i64;
+        // One subtraction from memory, one branch on its borrow or zero: `sub`, `jbe`.
+        let (left, borrow) = self.budget.get().overflowing_sub(size);
         self.budget.set(left);
-        if left <= 0 {
+        if borrow | (left == 0) {
             return None;
         }
         self.lane_alloc_blocks.set(self.lane_alloc_blocks.get() + 1);
@@ -167,9 +167,9 @@ impl Cache {
     #[inline]
     pub(super) fn on_move(&self, owner: Tag, old: u64, new: u64) {
         let budget = self.budget.get();
-        if owner.to_bits() == self.lane.get() && (new as i64) < budget {
+        if owner.to_bits() == self.lane.get() && new < budget {
             // The lane's allocated bytes are what left its budget.
-            self.budget.set(budget - new as i64);
+            self.budget.set(budget - new);
             self.lane_alloc_blocks.set(self.lane_alloc_blocks.get() + 1);
             self.lane_free_bytes.set(self.lane_free_bytes.get() + old);
             self.lane_free_blocks.set(self.lane_free_blocks.get() + 1);
@@ -237,8 +237,8 @@ impl Cache {
     /// from the budget but did not count (0 if none).
     #[inline]
     fn close_lane(&self, refused: u64) {
-        let used = self.armed.get() - self.budget.get();
-        self.sample_left.set(self.sample_left.get() - used);
+        let used = self.armed.get().wrapping_sub(self.budget.get()); // (see `budget`)
+        self.sample_left.set(self.sample_left.get() - used as i64);
         self.budget.set(0);
         self.armed.set(0);
         let bits = self.lane.replace(CLOSED);
@@ -247,7 +247,7 @@ impl Cache {
             return;
         }
         let d = Delta {
-            alloc_bytes: (used as u64).wrapping_sub(refused),
+            alloc_bytes: used.wrapping_sub(refused),
             alloc_blocks: self.lane_alloc_blocks.replace(0),
             free_bytes: self.lane_free_bytes.replace(0),
             free_blocks: self.lane_free_blocks.replace(0),
@@ -264,7 +264,7 @@ impl Cache {
         if self.regions.get() == 0 || self.depth.get() != 0 {
             return;
         }
-        let budget = self.sample_left.get().clamp(0, FLUSH_BYTES as i64);
+        let budget = self.sample_left.get().clamp(0, FLUSH_BYTES as i64) as u64;
         self.budget.set(budget);
         self.armed.set(budget);
         self.lane.set(self.current.get().to_bits());

@@ -188,12 +188,15 @@ mod tracking {
         /// Allocates through `inner` with room for the header, writes the tag, and counts.
         #[inline(always)]
         unsafe fn alloc_with(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-            if (layout.size() >> 61) | (layout.align() >> 4) == 0 {
+            // One test for both: the OR is at most 8 only if the alignment is and the size is
+            // below 9 * 2^57 (a size that large with a small alignment takes the other path,
+            // correct for every layout).
+            if (layout.size() >> 57) | layout.align() <= HEADER {
                 // The common case, compiled on its own so the inner allocator's checks see a
                 // constant alignment of 8 (see `wrap`).
-                // SAFETY: the size is below 2^61, so adding the 8-byte header neither overflows
-                // nor exceeds `isize::MAX`, and 8 is a power of two: exactly the conditions
-                // `Layout::from_size_align` checks.
+                // SAFETY: the size is below 9 * 2^57 < 2^61, so adding the 8-byte header
+                // neither overflows nor exceeds `isize::MAX`, and 8 is a power of two: exactly
+                // the conditions `Layout::from_size_align` checks.
                 let inner = unsafe {
                     Layout::from_size_align_unchecked(layout.size().unchecked_add(HEADER), HEADER)
                 };
@@ -203,6 +206,55 @@ mod tracking {
                 // SAFETY: as above.
                 unsafe { self.alloc_other(layout, zeroed) }
             }
+        }
+
+        /// `dealloc` for alignments above 8.
+        ///
+        /// # Safety
+        /// As `GlobalAlloc::dealloc`.
+        #[inline(never)]
+        unsafe fn dealloc_other(&self, ptr: *mut u8, layout: Layout) {
+            let (offset, inner) = wrap_known(layout);
+            // SAFETY: `wrap_known` gives the offset and inner layout `alloc_with` used.
+            unsafe { self.free_in(ptr, layout, offset, inner) }
+        }
+
+        /// Counts the free of the block at `ptr` (the user's `layout`, with the header at
+        /// `offset` and the inner block `inner`) and frees its inner block.
+        ///
+        /// # Safety
+        /// `ptr` was returned by `alloc_with` for `layout`, with the header at `offset` and
+        /// the inner block `inner` starting `offset` bytes before it.
+        #[inline(always)]
+        unsafe fn free_in(&self, ptr: *mut u8, layout: Layout, offset: usize, inner: Layout) {
+            // SAFETY: per the contract, the tag slot is the 8 bytes before `ptr` (written by
+            // `finish`).
+            let bits = unsafe { ptr.sub(HEADER).cast::<u64>().read() };
+            if batch::with(|c| c.free_fast(bits, layout.size() as u64)) != Some(true) {
+                // SAFETY: per the contract.
+                return unsafe { self.free_counted_slowly(ptr, layout) };
+            }
+            // The fast path calls nothing before the inner free, its tail call: no register
+            // to save, no frame.
+            // SAFETY: per the contract, `ptr - offset` is the inner block, of layout `inner`.
+            self.call(|a| unsafe { a.dealloc(ptr.sub(offset), inner) });
+        }
+
+        /// [`Self::free_in`] for a block that is not the lane's: counted on the slow path, then
+        /// freed. Both happen here, and it takes only the user's arguments (a tail call), so
+        /// that the fast path keeps nothing across a call.
+        ///
+        /// # Safety
+        /// As `GlobalAlloc::dealloc`.
+        #[cold]
+        #[inline(never)]
+        unsafe fn free_counted_slowly(&self, ptr: *mut u8, layout: Layout) {
+            let (offset, inner) = wrap_known(layout);
+            // SAFETY: `ptr` came from `alloc_with` for `layout`: its header precedes it.
+            let bits = unsafe { ptr.sub(HEADER).cast::<u64>().read() };
+            free_slow(ptr, bits, layout.size() as u64);
+            // SAFETY: `wrap_known` gives the offset and inner layout `alloc_with` used.
+            self.call(|a| unsafe { a.dealloc(ptr.sub(offset), inner) });
         }
 
         /// [`Self::alloc_with`] for alignments above 8 and huge sizes.
@@ -275,18 +327,19 @@ mod tracking {
 
         #[inline]
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            let (offset, inner_layout) = wrap_known(layout);
-            // SAFETY: `ptr` was returned by `alloc_with` for this `layout`, so the tag slot
-            // 8 bytes before it was written there and `ptr - offset` is the inner block.
-            let (bits, base) = unsafe { (ptr.sub(HEADER).cast::<u64>().read(), ptr.sub(offset)) };
-            let size = layout.size() as u64;
-            if batch::with(|c| c.free_fast(bits, size)) != Some(true) {
-                free_slow(ptr, bits, size);
+            if layout.align() <= HEADER {
+                // The common case, compiled on its own: the header and the inner block both
+                // start 8 bytes before `ptr` (one address, no `max`).
+                // SAFETY: `alloc_with`'s fast path allocated this block with the same inner
+                // layout (`size + 8`, alignment 8; checked there), and put `ptr` 8 bytes in.
+                unsafe {
+                    let inner = Layout::from_size_align_unchecked(layout.size() + HEADER, HEADER);
+                    self.free_in(ptr, layout, HEADER, inner);
+                }
+            } else {
+                // SAFETY: as `dealloc`.
+                unsafe { self.dealloc_other(ptr, layout) }
             }
-            self.call(|a| {
-                // SAFETY: `base` is the inner block, allocated with `inner_layout`.
-                unsafe { a.dealloc(base, inner_layout) }
-            });
         }
 
         #[inline]

@@ -198,7 +198,7 @@ fn held(c: &Cache) -> HashMap<Tag, Delta> {
     }
     if c.lane.get() != CLOSED {
         let e = out.entry(Tag::from_bits(c.lane.get())).or_default();
-        e.alloc_bytes += (c.armed.get() - c.budget.get()) as u64;
+        e.alloc_bytes += c.armed.get().wrapping_sub(c.budget.get());
         e.alloc_blocks += c.lane_alloc_blocks.get();
         e.free_bytes += c.lane_free_bytes.get();
         e.free_blocks += c.lane_free_blocks.get();
