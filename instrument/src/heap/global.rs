@@ -330,8 +330,9 @@ mod tracking {
             if layout.align() <= HEADER {
                 // The common case, compiled on its own: the header and the inner block both
                 // start 8 bytes before `ptr` (one address, no `max`).
-                // SAFETY: `alloc_with`'s fast path allocated this block with the same inner
-                // layout (`size + 8`, alignment 8; checked there), and put `ptr` 8 bytes in.
+                // SAFETY: a block of alignment at most 8 was allocated with the inner layout
+                // `size + 8`, alignment 8 (by `alloc_with`'s fast path, or through `wrap` for a
+                // huge size: the same layout, checked there), and `ptr` is 8 bytes in.
                 unsafe {
                     let inner = Layout::from_size_align_unchecked(layout.size() + HEADER, HEADER);
                     self.free_in(ptr, layout, HEADER, inner);
