@@ -116,6 +116,19 @@ fn oversized_requests_return_null_instead_of_panicking() {
     // SAFETY: a valid non-zero layout; a null result is allowed and checked.
     let p = unsafe { A.alloc(layout) };
     assert!(p.is_null());
+    // Either side of the fast path's size test (`(size >> 57) | align <= 8`), and the largest
+    // sizes small alignments allow: the header's room must be checked on both paths.
+    for (size, align) in [
+        ((9 << 57) - 1, 8),
+        (9 << 57, 1),
+        (isize::MAX as usize - 7, 8),
+        (isize::MAX as usize, 1),
+    ] {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        // SAFETY: as above.
+        let (p, z) = unsafe { (A.alloc(layout), A.alloc_zeroed(layout)) };
+        assert!(p.is_null() && z.is_null(), "{size} bytes");
+    }
     let small = Layout::from_size_align(16, 8).unwrap();
     // SAFETY: `p2` is a live 16-byte block; realloc to an overflowing size must fail cleanly
     // and leave the block valid, which the dealloc then frees.
