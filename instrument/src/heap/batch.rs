@@ -10,9 +10,8 @@
 //! allocations while the lane is closed, and the allocation that exhausts the budget.
 //!
 //! **The budget** is the smaller of the bytes left until the next allocation sample (the
-//! geometric countdown of `sample`) and 256 KiB, so one compare serves sampling and
-//! freshness. The slow path folds the bytes the lane consumed into the countdown, counts,
-//! samples if the countdown crossed zero, and reopens the lane.
+//! geometric countdown of `sample`) and 256 KiB: one test serves sampling and freshness. The
+//! slow path folds the lane's bytes into the countdown, counts, samples, reopens the lane.
 //!
 //! **The cache.** Closing the lane (the tag changes, a region starts or ends, a nested section
 //! starts, the budget runs out) moves its counts into a 4-entry cache of (tag, counts), which
@@ -181,7 +180,7 @@ impl Cache {
 
     /// Counts one block into the cache (inside a region) or straight to the counters.
     fn count(&self, tag: Tag, bytes: u64, alloc: bool) {
-        let one = one(bytes, alloc);
+        let one = Delta::one(bytes, alloc);
         if self.regions.get() == 0 {
             slots::apply(tag, &one);
             super::mark_tracking();
@@ -246,14 +245,19 @@ impl Cache {
             // Closed already (outside every region): it holds no counts.
             return;
         }
-        let d = Delta {
-            alloc_bytes: used.wrapping_sub(refused),
-            alloc_blocks: self.lane_alloc_blocks.replace(0),
-            free_bytes: self.lane_free_bytes.replace(0),
-            free_blocks: self.lane_free_blocks.replace(0),
-        };
-        if d.alloc_blocks | d.free_blocks != 0 {
+        let alloc_blocks = self.lane_alloc_blocks.replace(0);
+        let (free_bytes, free_blocks) = (
+            self.lane_free_bytes.replace(0),
+            self.lane_free_blocks.replace(0),
+        );
+        if alloc_blocks | free_blocks != 0 {
             // The lane is open only inside a region: the cache takes its counts.
+            let d = Delta {
+                alloc_bytes: used.wrapping_sub(refused),
+                alloc_blocks,
+                free_bytes,
+                free_blocks,
+            };
             self.add(Tag::from_bits(bits), &d);
         }
     }
@@ -289,8 +293,12 @@ impl Cache {
     /// Enters a region as `tag`; returns the tag to restore.
     #[inline]
     fn enter_scope(&self, tag: Tag) -> Tag {
-        self.close_lane(0);
-        self.regions.set(self.regions.get().saturating_add(1));
+        // A closed lane (as a poll's region starts) has nothing to close: budget, armed 0.
+        if self.lane.get() != CLOSED {
+            self.close_lane(0);
+        }
+        debug_assert!(self.budget.get() == 0 && self.armed.get() == 0);
+        self.regions.set(self.regions.get().wrapping_add(1)); // (2^32 nested regions: never)
         let prev = self.current.replace(tag);
         self.open_lane();
         prev
@@ -358,20 +366,9 @@ pub(crate) fn leave_scope(prev: Tag) {
     let _ = CACHE.try_with(|c| c.leave_scope(prev));
 }
 
-/// One block of `bytes`, allocated or freed.
-fn one(bytes: u64, alloc: bool) -> Delta {
-    let (a, f) = if alloc { (bytes, 0) } else { (0, bytes) };
-    Delta {
-        alloc_bytes: a,
-        free_bytes: f,
-        alloc_blocks: u64::from(alloc),
-        free_blocks: u64::from(!alloc),
-    }
-}
-
 /// Applies one count directly, for the (theoretical) case of a missing thread-local.
 pub(super) fn direct(tag: Tag, bytes: u64, alloc: bool) {
-    slots::apply(tag, &one(bytes, alloc));
+    slots::apply(tag, &Delta::one(bytes, alloc));
 }
 
 /// Runs `f` as a nested section: what it allocates is nobody's and never sampled (an inner

@@ -64,6 +64,19 @@ pub(crate) struct Delta {
 /// Counts read from one slot.
 pub(crate) type Counts = Delta;
 
+impl Delta {
+    /// One block of `bytes`, allocated or freed.
+    pub(crate) fn one(bytes: u64, alloc: bool) -> Delta {
+        let (a, f) = if alloc { (bytes, 0) } else { (0, bytes) };
+        Delta {
+            alloc_bytes: a,
+            free_bytes: f,
+            alloc_blocks: u64::from(alloc),
+            free_blocks: u64::from(!alloc),
+        }
+    }
+}
+
 impl Counts {
     pub(crate) fn live_bytes(&self) -> u64 {
         self.alloc_bytes.saturating_sub(self.free_bytes)

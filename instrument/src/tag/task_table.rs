@@ -130,7 +130,9 @@ pub(crate) fn activity(id: TaskId) -> Option<(u64, u64)> {
     (e.id.load(Ordering::Acquire) == id.0).then_some((polls, last))
 }
 
-#[inline]
+/// Inlined into the hooks (a call would make each save registers): the id's set, and the
+/// overflow only where some ids of that set spilled.
+#[inline(always)]
 fn entry_of(id: u64) -> Option<&'static Entry> {
     if LIVE.load(Ordering::Relaxed) == 0 {
         return None;
@@ -139,7 +141,13 @@ fn entry_of(id: u64) -> Option<&'static Entry> {
     if let Some(e) = find(&TABLE[s], id) {
         return Some(e);
     }
-    if SPILLED[s].load(Ordering::Acquire) == 0 {
+    spilled_entry_of(s, id)
+}
+
+#[cold]
+#[inline(never)]
+fn spilled_entry_of(set: usize, id: u64) -> Option<&'static Entry> {
+    if SPILLED[set].load(Ordering::Acquire) == 0 {
         return None;
     }
     find(window(id), id)
