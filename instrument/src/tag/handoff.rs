@@ -16,9 +16,19 @@ use std::cell::{Cell, RefCell};
 use crate::collector::SpawnInfo;
 use crate::ids::{Tag, TaskId};
 
+/// The two hand-offs every poll writes, in one thread-local (one address per hook).
+struct Poll {
+    polling: Cell<u64>,
+    panicked: Cell<u64>,
+}
+
 thread_local! {
-    static POLLING: Cell<u64> = const { Cell::new(0) };
-    static PANICKED: Cell<u64> = const { Cell::new(0) };
+    static POLL: Poll = const {
+        Poll {
+            polling: Cell::new(0),
+            panicked: Cell::new(0),
+        }
+    };
     static DROPPED_EARLY: Cell<u64> = const { Cell::new(0) };
     static PENDING: RefCell<Option<SpawnInfo>> = const { RefCell::new(None) };
     static ACCEPTED: Cell<(u64, Tag)> = const { Cell::new((0, Tag::NONE)) };
@@ -35,25 +45,27 @@ fn task(raw: u64) -> Option<TaskId> {
 /// The task the poll hooks are polling on this thread, if any.
 #[inline]
 pub(crate) fn polling() -> Option<TaskId> {
-    task(POLLING.try_with(Cell::get).unwrap_or(0))
+    task(POLL.try_with(|p| p.polling.get()).unwrap_or(0))
 }
 
 /// Set by the before-poll hook (`Some`) and the after-poll hook (`None`); a new poll forgets
 /// an earlier poll's panic.
 #[inline]
 pub(crate) fn set_polling(t: Option<TaskId>) {
-    let _ = POLLING.try_with(|c| c.set(raw(t)));
-    let _ = PANICKED.try_with(|c| c.set(0));
+    let _ = POLL.try_with(|p| {
+        p.polling.set(raw(t));
+        p.panicked.set(0);
+    });
 }
 
 /// The task being polled here panicked.
 pub(crate) fn mark_panicked_poll() {
-    let _ = PANICKED.try_with(|c| c.set(raw(polling())));
+    let _ = POLL.try_with(|p| p.panicked.set(p.polling.get()));
 }
 
 /// The task whose poll panicked here, taken.
 pub(crate) fn take_panicked() -> Option<TaskId> {
-    task(PANICKED.try_with(|c| c.replace(0)).unwrap_or(0))
+    task(POLL.try_with(|p| p.panicked.replace(0)).unwrap_or(0))
 }
 
 /// A wrapped task was dropped before completing.
