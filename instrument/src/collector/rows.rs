@@ -206,6 +206,15 @@ mod tests {
         a == b
     }
 
+    /// `v`'s keys as `sort_desc` orders them, as the comparison sort does, and whether the
+    /// sorted rows are `v`'s rows.
+    fn radix_against_comparisons(v: &[([u64; 2], u32)]) -> (Vec<[u64; 2]>, Vec<[u64; 2]>, bool) {
+        let mut sorted = v.to_vec();
+        sort_desc(&mut sorted);
+        let keys = sorted.iter().map(|&(k, _)| k).collect();
+        (keys, by_comparisons(v), same_rows(&sorted, v))
+    }
+
     proptest! {
         #[test]
         fn the_radix_sort_orders_like_the_comparison_sort(
@@ -227,11 +236,9 @@ mod tests {
                     (key, i)
                 })
                 .collect();
-            let mut sorted = v.clone();
-            sort_desc(&mut sorted);
-            let keys: Vec<[u64; 2]> = sorted.iter().map(|&(k, _)| k).collect();
-            prop_assert_eq!(keys, by_comparisons(&v));
-            prop_assert!(same_rows(&sorted, &v));
+            let (keys, expected, same) = radix_against_comparisons(&v);
+            prop_assert_eq!(keys, expected);
+            prop_assert!(same);
         }
     }
 
@@ -251,10 +258,8 @@ mod tests {
                 (order_key(r % 3 == 0, outlived, 1_000 + u64::from(i)), i)
             })
             .collect();
-        let mut sorted = v.clone();
-        sort_desc(&mut sorted);
-        let keys: Vec<[u64; 2]> = sorted.iter().map(|&(k, _)| k).collect();
-        assert_eq!(keys, by_comparisons(&v));
-        assert!(same_rows(&sorted, &v));
+        let (keys, expected, same) = radix_against_comparisons(&v);
+        assert_eq!(keys, expected);
+        assert!(same);
     }
 }
