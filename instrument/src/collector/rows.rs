@@ -24,10 +24,36 @@ pub(super) struct Names {
     names: super::records::HashMap<(u64, usize, usize), SharedStr>,
     /// Where a name is written before it is shared.
     buf: String,
+    /// The last site and name looked up: rows come in runs of one connection's tasks (the
+    /// copy and the order both follow ids), which these answer without hashing.
+    last_site: Option<((usize, u32, u32), u32)>,
+    last_name: Option<((u64, usize, usize), SharedStr)>,
 }
 
 impl Names {
+    /// Room for the names of `connections` connections, one site each, without regrowing.
+    pub(super) fn with_capacity(connections: usize) -> Names {
+        Names {
+            names: super::records::HashMap::with_capacity_and_hasher(
+                connections,
+                Default::default(),
+            ),
+            ..Names::default()
+        }
+    }
+
     pub(super) fn index(&mut self, l: Site) -> u32 {
+        let key = l.key();
+        match self.last_site {
+            Some((k, i)) if k == key => return i,
+            _ => {}
+        }
+        let i = self.index_of(l);
+        self.last_site = Some((key, i));
+        i
+    }
+
+    fn index_of(&mut self, l: Site) -> u32 {
         let next = self.strings.len() as u32;
         let i = *self.index.entry(l.key()).or_insert(next);
         if i == next {
@@ -51,19 +77,27 @@ impl Names {
             None => &self.strings[location as usize].1,
         };
         let key = (conn_id, suffix.as_ptr() as usize, suffix.len());
-        if let Some(n) = self.names.get(&key) {
-            return n.clone();
+        match &self.last_name {
+            Some((k, n)) if *k == key => return n.clone(),
+            _ => {}
         }
-        // Written into a buffer kept for the snapshot, then copied once into the shared
-        // string (a `String` per name would be a second allocation and a free).
-        let buf = &mut self.buf;
-        buf.clear();
-        buf.push_str("conn=");
-        push_decimal(buf, conn_id);
-        buf.push(' ');
-        buf.push_str(suffix);
-        let name = SharedStr::from(buf.as_str());
-        self.names.insert(key, name.clone());
+        let name = match self.names.get(&key) {
+            Some(n) => n.clone(),
+            None => {
+                // Written into a buffer kept for the snapshot, then copied once into the
+                // shared string (a `String` per name would be a second allocation and a free).
+                let buf = &mut self.buf;
+                buf.clear();
+                buf.push_str("conn=");
+                push_decimal(buf, conn_id);
+                buf.push(' ');
+                buf.push_str(suffix);
+                let name = SharedStr::from(buf.as_str());
+                self.names.insert(key, name.clone());
+                name
+            }
+        };
+        self.last_name = Some((key, name.clone()));
         name
     }
 }

@@ -186,7 +186,7 @@ impl Frozen {
         let closed = |t: &TaskRow| conn_of.get(&t.conn_id);
         // Judge each task once, intern its spawn location's strings, sort small keys, then
         // build the (large) rows in order.
-        let mut names = Names::default();
+        let mut names = Names::with_capacity(self.conns.len());
         let judged: Vec<Judged> = self
             .tasks
             .iter()
