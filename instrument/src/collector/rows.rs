@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::ids::Site;
 use crate::snapshot::SharedStr;
@@ -16,7 +16,8 @@ use crate::snapshot::SharedStr;
 pub(super) struct Names {
     /// By spawn site (file pointer, line, column), hashed with one multiply per word.
     index: super::records::HashMap<(usize, u32, u32), u32>,
-    pub(super) strings: Vec<(SharedStr, String)>,
+    /// By index: a site's `file:line:col`, and the `file:line` of unnamed tasks' names.
+    pub(super) strings: Vec<(SharedStr, SharedStr)>,
     /// `conn=<id> <suffix>` by connection and the suffix's address and length (a location's
     /// short string, or the `Arc` of a name given at spawn: all alive while the rows are built,
     /// so a non-empty address names one string; the length keeps an empty name, whose address
@@ -57,10 +58,7 @@ impl Names {
         let next = self.strings.len() as u32;
         let i = *self.index.entry(l.key()).or_insert(next);
         if i == next {
-            let file = l.file().rsplit(['/', '\\']).next().unwrap_or("");
-            let mut short = String::with_capacity(file.len() + 6);
-            let _ = write!(short, "{file}:{}", l.line());
-            self.strings.push((l.to_string().into(), short));
+            self.strings.push(site_strings(l));
         }
         i
     }
@@ -100,6 +98,38 @@ impl Names {
         self.last_name = Some((key, name.clone()));
         name
     }
+}
+
+/// The most spawn sites whose strings are kept for the life of the process.
+const MAX_SITES: usize = 16_384;
+
+/// Each spawn site's strings, made once for the life of the process: the rows' clones of a
+/// static string count nothing (a counted one is an atomic increment per row, and a decrement
+/// when the row is dropped). Sites are places in the program's code, so there are as many as
+/// it has spawn calls; past [`MAX_SITES`] (leakscope's bound on this memory) a site's strings
+/// are counted ones, made per snapshot.
+static SITES: Mutex<Option<SiteStrings>> = Mutex::new(None);
+
+type SiteStrings = super::records::HashMap<(usize, u32, u32), (&'static str, &'static str)>;
+
+/// `file:line:col` and `file:line` of a site.
+fn site_strings(l: Site) -> (SharedStr, SharedStr) {
+    let mut sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+    let sites = sites.get_or_insert_with(SiteStrings::default);
+    if let Some(&(long, short)) = sites.get(&l.key()) {
+        return (SharedStr::from_static(long), SharedStr::from_static(short));
+    }
+    let file = l.file().rsplit(['/', '\\']).next().unwrap_or("");
+    let mut short = String::with_capacity(file.len() + 6);
+    let _ = write!(short, "{file}:{}", l.line());
+    let long = l.to_string();
+    if sites.len() >= MAX_SITES {
+        return (long.into(), short.into());
+    }
+    let long: &'static str = Box::leak(long.into_boxed_str());
+    let short: &'static str = Box::leak(short.into_boxed_str());
+    sites.insert(l.key(), (long, short));
+    (SharedStr::from_static(long), SharedStr::from_static(short))
 }
 
 /// The task list's order, largest first: orphans first, then the longest outlived, then the
@@ -227,6 +257,13 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(names.strings[a as usize].0, "src/chat/forward.rs:42:9");
         assert_eq!(names.strings[a as usize].1, "forward.rs:42");
+        // A site's strings are made once for the process: the next snapshot's are the same.
+        let mut next = Names::default();
+        let a2 = next.index(Site::new("src/chat/forward.rs", 42, 9));
+        assert!(std::ptr::eq(
+            next.strings[a2 as usize].0.as_str(),
+            names.strings[a as usize].0.as_str()
+        ));
 
         let first = names.name(7, a, None);
         let again = names.name(7, a, None);

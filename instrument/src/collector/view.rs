@@ -42,7 +42,7 @@ impl Frozen {
 
     /// Inlined, as [`Frozen::task`] is, so the row is written in place in the vector.
     #[inline(always)]
-    fn conn(&self, c: &ConnRow, counts: Counts, reasons: &mut Reasons) -> ConnectionInfo {
+    fn conn(&self, c: &ConnRow, counts: Counts) -> ConnectionInfo {
         let live = counts.live_bytes();
         let retained = if self.past_grace(c.closed_at_ms) {
             live
@@ -60,7 +60,7 @@ impl Frozen {
             },
             opened_at_ms: c.opened_at_ms,
             closed_at_ms: c.closed_at_ms,
-            close_reason: c.close_reason.map(|r| reasons.shared(r)),
+            close_reason: c.close_reason.map(SharedStr::from_static),
             live_tasks: c.alive,
             orphan_tasks: self.orphans(c.id, c.closed_at_ms, c.alive_attached),
             tasks_spawned: c.spawned,
@@ -231,10 +231,9 @@ impl Frozen {
         // Sorted as small rows, before the large ones are built.
         let mut conns = std::mem::take(&mut self.conns);
         conns.sort_unstable_by_key(|c| std::cmp::Reverse(c.id));
-        let mut reasons = Reasons::default();
         let mut connections: Vec<ConnectionInfo> = conns
             .iter()
-            .map(|c| self.conn(c, self.counts(c.tag), &mut reasons))
+            .map(|c| self.conn(c, self.counts(c.tag)))
             .collect();
         self.conns = conns; // `fill_sites` finds the rows' tags there
         let routes = self.judged.routes();
@@ -291,22 +290,6 @@ impl Frozen {
             signatures,
             routes,
         }
-    }
-}
-
-/// The close reasons of one snapshot's rows, each made a [`SharedStr`] once: a dozen
-/// `&'static str`s, found by address.
-#[derive(Default)]
-struct Reasons(Vec<(&'static str, SharedStr)>);
-
-impl Reasons {
-    fn shared(&mut self, r: &'static str) -> SharedStr {
-        if let Some((_, s)) = self.0.iter().find(|(k, _)| std::ptr::eq(*k, r)) {
-            return s.clone();
-        }
-        let s = SharedStr::from(r);
-        self.0.push((r, s.clone()));
-        s
     }
 }
 
