@@ -170,7 +170,7 @@ mod tracking {
         }
     }
 
-    mod slow;
+    pub(super) mod slow;
     use slow::{alloc_slow, free_slow, unmark};
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {

@@ -69,3 +69,24 @@ pub fn sample_bytes() -> u64 {
     #[cfg(not(feature = "enabled"))]
     0
 }
+
+/// Walks the calling thread's stack with the sampled allocation's walker and with libgcc's
+/// unwinder, and compares them: the number of frames both found, or what differs (Linux
+/// x86_64, where the walker is leakscope's own; elsewhere the walk is libgcc's: `Ok(0)`).
+#[cfg(feature = "enabled")]
+#[inline(never)]
+pub fn stack_walk_agrees_with_libgcc() -> Result<usize, String> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    return super::tracking::slow::unwind::agrees_with_libgcc();
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+    Ok(0)
+}
+
+/// Sampled stack walks leakscope's walker handed to libgcc (a rule it does not apply).
+#[cfg(feature = "enabled")]
+pub fn stack_walks_handed_over() -> u64 {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    return super::tracking::slow::unwind::handed_over();
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+    0
+}

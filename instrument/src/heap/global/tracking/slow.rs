@@ -35,23 +35,36 @@ pub(super) unsafe fn alloc_slow(base: *mut u8, offset: usize, size: u64) -> *mut
 /// # Safety
 /// `user` is a live block returned by `finish`, its 8-byte header right before it.
 unsafe fn record(user: *mut u8, size: u64, owner: Tag) {
-    sample::record(user as usize, owner, size, |frames| {
-        let mut n = 0;
-        #[cfg(unix)]
-        // SAFETY: on unix the walk goes through libgcc's unwinder, which is thread-safe:
-        // concurrent unsynchronized traces are sound there. It does not allocate.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                frames[n] = frame.ip() as usize;
-                n += 1;
-                n < DEPTH
-            });
-        }
-        n as u8
-    });
+    sample::record(user as usize, owner, size, |frames| walk(frames) as u8);
     // SAFETY: per the contract, the header is the 8 aligned bytes before `user`.
     unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(true)) };
 }
+
+/// The sampled stack: on Linux x86_64 by the cached unwinder (`unwind.rs`), elsewhere by
+/// libgcc's.
+#[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+fn walk(frames: &mut [usize; DEPTH]) -> usize {
+    unwind::walk(frames)
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+fn walk(frames: &mut [usize; DEPTH]) -> usize {
+    let mut n = 0;
+    #[cfg(unix)]
+    // SAFETY: on unix the walk goes through libgcc's unwinder, which is thread-safe:
+    // concurrent unsynchronized traces are sound there. It does not allocate.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            frames[n] = frame.ip() as usize;
+            n += 1;
+            n < DEPTH
+        });
+    }
+    n
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+pub(in crate::heap::global) mod unwind;
 
 /// The free slow path (the header is not the lane's): forgets a sampled block's sample
 /// and counts the free for the owner in the header.
