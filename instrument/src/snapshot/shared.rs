@@ -213,7 +213,10 @@ mod tests {
         let state = std::hash::RandomState::new();
         let h = |v: &SharedStr| std::hash::BuildHasher::hash_one(&state, v);
         assert_eq!(h(&fixed), h(&s));
-        let (a, b) = (SharedStr::from_static("a"), SharedStr::from(String::from("b")));
+        let (a, b) = (
+            SharedStr::from_static("a"),
+            SharedStr::from(String::from("b")),
+        );
         assert!(a < b);
         assert_eq!(serde_json::to_string(&fixed).unwrap(), json);
         assert!(std::ptr::eq(fixed.clone().as_str(), fixed.as_str()));
