@@ -1,6 +1,7 @@
-//! The rows' shared parts and their order, made once per snapshot outside the lock: each spawn
-//! location's strings and each connection's task names are built once and shared by the rows
-//! that have them ([`SharedStr`]); the rows are ordered by a radix sort on their keys.
+//! The rows' shared parts and their order, made outside the lock: each spawn location's
+//! strings (once for the process) and each connection's task names (once per snapshot) are
+//! shared by the rows that have them ([`SharedStr`]); the rows are ordered by id where that is
+//! their whole key, by a radix sort on their keys otherwise.
 
 use std::cmp::Reverse;
 use std::fmt::Write;
@@ -9,9 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::ids::Site;
 use crate::snapshot::SharedStr;
 
-/// The strings of each spawn location, made once per snapshot (`file:line:col` and the short
-/// `file:line` of unnamed tasks' names), and each connection's task names, made once per
-/// connection and name: rows share them.
+/// A snapshot's index of the spawn locations' strings (`file:line:col` and the short
+/// `file:line` of unnamed tasks' names, made once for the process: [`site_strings`]), and each
+/// connection's task names, made once per connection and name: rows share them.
 #[derive(Default)]
 pub(super) struct Names {
     /// By spawn site (file pointer, line, column), hashed with one multiply per word.
