@@ -7,18 +7,21 @@
 //! Every read is an aligned word inside the walking thread's own stack, between the walk's
 //! frame and the stack's top (live, mapped memory), so a wrong rule can only give wrong frames,
 //! never a fault. Whatever this walker does not apply (a rule other than a register plus an
-//! offset, a signal frame, an address outside every loaded object, a stack it cannot bound)
-//! hands the whole walk to libgcc, whose frames are then used: the result is the same frames
-//! either way (tested against libgcc's on the same stacks).
+//! offset, a signal frame, an address outside every loaded object, a stack it cannot bound, the
+//! walker busy on another thread) hands the whole walk to libgcc, whose frames are then used:
+//! from the walker's caller on they are the same frames (tested against libgcc's on the same
+//! stacks); libgcc's list starts with a few frames of the trace itself, which symbolization
+//! skips as leakscope's and the backtrace crate's.
+//!
+//! Rules are cached by address for the life of the process: a library unloaded (`dlclose`) and
+//! another loaded at its addresses would be walked with the old library's rules, giving wrong
+//! frames in that code (never a fault).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, TryLockError};
 
-use gimli::{
-    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, EndianSlice, NativeEndian, Register, RegisterRule,
-    UnwindContext, UnwindSection,
-};
+use gimli::{Register, UnwindContext};
 
 const RBP: Register = Register(6);
 const RSP: Register = Register(7);
@@ -46,6 +49,15 @@ enum Rule {
 struct Unwinder {
     cache: Box<[(usize, Rule)]>,
     ctx: UnwindContext<usize>,
+    /// The last walk's counts (for tests).
+    stats: Stats,
+}
+
+/// What a walk did: frames stepped from RBP, rules read from `.eh_frame` (not cached yet).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Stats {
+    from_rbp: u32,
+    read: u32,
 }
 
 static UNWINDER: Mutex<Option<Unwinder>> = Mutex::new(None);
@@ -62,15 +74,19 @@ thread_local! {
 /// time and when a rule is not cached yet).
 #[inline(never)]
 pub(super) fn walk(frames: &mut [usize]) -> usize {
-    own_walk(frames).unwrap_or_else(|| {
-        HANDED_OVER.fetch_add(1, Ordering::Relaxed);
-        with_libgcc(frames)
-    })
+    own_walk(frames, false).map_or_else(
+        || {
+            HANDED_OVER.fetch_add(1, Ordering::Relaxed);
+            with_libgcc(frames)
+        },
+        |(n, _)| n,
+    )
 }
 
-/// [`walk`] without libgcc: `None` where it would hand the walk over.
+/// [`walk`] without libgcc: `None` where it would hand the walk over. `wait`: wait for the
+/// walker's lock (checks outside the allocator), instead of handing over when it is busy.
 #[inline(never)]
-fn own_walk(frames: &mut [usize]) -> Option<usize> {
+fn own_walk(frames: &mut [usize], wait: bool) -> Option<(usize, Stats)> {
     let (ip, sp, fp): (usize, usize, usize);
     // SAFETY: reads three registers into outputs; touches no memory, no stack, no flags.
     unsafe {
@@ -90,13 +106,27 @@ fn own_walk(frames: &mut [usize]) -> Option<usize> {
     }
     // Nested: what is allocated under the lock (the cache, a rule's evaluation) is nobody's
     // and never sampled, so no walk waits for the lock its own thread holds.
+    // Never waits for the lock: a thread holding it may be waiting for the loader's lock
+    // (`dl_iterate_phdr`, on a rule not cached yet) while this one holds that (allocating in
+    // another `dl_iterate_phdr` callback, as the backtrace crate's symbolizer does); libgcc
+    // walks instead. The same after a `fork` that left the lock held.
     crate::heap::batch::nested(|| {
-        let mut unwinder = UNWINDER.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut unwinder = match UNWINDER.try_lock() {
+            Ok(u) => u,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) if wait => {
+                UNWINDER.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        };
         let u = unwinder.get_or_insert_with(|| Unwinder {
             cache: vec![(0, Rule::Unknown); CACHED].into_boxed_slice(),
             ctx: UnwindContext::new(),
+            stats: Stats::default(),
         });
-        u.walk(ip, sp, fp, hi, frames)
+        u.stats = Stats::default();
+        let n = u.walk(ip, sp, fp, hi, frames)?;
+        Some((n, u.stats))
     })
 }
 
@@ -111,7 +141,7 @@ pub(crate) fn handed_over() -> u64 {
 fn with_libgcc(frames: &mut [usize]) -> usize {
     let mut n = 0;
     // SAFETY: libgcc's unwinder is thread-safe: concurrent unsynchronized traces are sound on
-    // Linux. It does not allocate.
+    // Linux. What it allocates, if anything, goes to glibc's malloc, not to this allocator.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             frames[n] = frame.ip() as usize;
@@ -140,7 +170,9 @@ impl Unwinder {
             }
             // SAFETY: `at` is an aligned word between this walk's frame and the top of this
             // thread's stack: mapped, and live while the walk runs (its frames are callers).
-            Some(unsafe { (at as *const usize).read() })
+            // Volatile: the word belongs to a caller's frame, which the compiler knows nothing
+            // of here.
+            Some(unsafe { (at as *const usize).read_volatile() })
         };
         let mut n = 0;
         // The first frame's address is exact; the others are return addresses, whose call
@@ -152,6 +184,7 @@ impl Unwinder {
                 Rule::End => break,
                 Rule::Unknown => return None,
             };
+            self.stats.from_rbp += u32::from(fp_based);
             let base = if fp_based { fp } else { sp };
             let cfa = base.checked_add_signed(cfa as isize)?;
             if cfa <= sp {
@@ -180,6 +213,7 @@ impl Unwinder {
             return entry.1;
         }
         let rule = find(at, &mut self.ctx);
+        self.stats.read += 1;
         self.cache[slot as usize] = (at, rule);
         rule
     }
@@ -211,132 +245,22 @@ fn ask_stack() -> Option<(usize, usize)> {
     }
 }
 
-/// What [`find`] asks the loaded objects.
-struct Query<'a> {
-    at: usize,
-    ctx: &'a mut UnwindContext<usize>,
-    rule: Rule,
-}
-
-/// The rule at `at`, read from the unwind table of the loaded object that holds it.
-fn find(at: usize, ctx: &mut UnwindContext<usize>) -> Rule {
-    let mut q = Query {
-        at,
-        ctx,
-        rule: Rule::Unknown,
-    };
-    // SAFETY: the callback gets `q` back as `data` and reads only what the loader describes;
-    // the loader's lock keeps each object mapped while the callback runs.
-    unsafe { libc::dl_iterate_phdr(Some(per_object), (&raw mut q).cast()) };
-    q.rule
-}
-
-/// `dl_iterate_phdr`'s callback: if this object holds the address, its rule (and stop).
-unsafe extern "C" fn per_object(
-    info: *mut libc::dl_phdr_info,
-    _size: libc::size_t,
-    data: *mut libc::c_void,
-) -> libc::c_int {
-    // SAFETY: `data` is the `Query` `find` passed; `info` is the loader's description of one
-    // loaded object, valid during this call.
-    let (q, info) = unsafe { (&mut *data.cast::<Query<'_>>(), &*info) };
-    // SAFETY: the loader's program headers of this object: `dlpi_phnum` of them.
-    let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
-    let bias = info.dlpi_addr as usize;
-    let segment = |addr: usize| {
-        headers.iter().find(|h| {
-            let start = bias.wrapping_add(h.p_vaddr as usize);
-            h.p_type == libc::PT_LOAD && start <= addr && addr - start < h.p_memsz as usize
-        })
-    };
-    if segment(q.at).is_none() {
-        return 0;
-    }
-    let Some(hdr) = headers.iter().find(|h| h.p_type == libc::PT_GNU_EH_FRAME) else {
-        return 1;
-    };
-    let hdr_addr = bias.wrapping_add(hdr.p_vaddr as usize);
-    // SAFETY: the object's `.eh_frame_hdr`, mapped (its program header says where).
-    let hdr_bytes =
-        unsafe { std::slice::from_raw_parts(hdr_addr as *const u8, hdr.p_memsz as usize) };
-    let bases = BaseAddresses::default().set_eh_frame_hdr(hdr_addr as u64);
-    let Ok(parsed) = EhFrameHdr::new(hdr_bytes, NativeEndian).parse(&bases, 8) else {
-        return 1;
-    };
-    let Ok(eh_frame_addr) = parsed.eh_frame_ptr().direct() else {
-        return 1;
-    };
-    let eh_frame_addr = eh_frame_addr as usize;
-    let Some(seg) = segment(eh_frame_addr) else {
-        return 1;
-    };
-    let end = bias
-        .wrapping_add(seg.p_vaddr as usize)
-        .wrapping_add(seg.p_memsz as usize);
-    // SAFETY: from `.eh_frame`'s start to the end of the loaded segment that holds it: mapped.
-    let eh_bytes =
-        unsafe { std::slice::from_raw_parts(eh_frame_addr as *const u8, end - eh_frame_addr) };
-    let eh_frame = EhFrame::new(eh_bytes, NativeEndian);
-    let bases = bases.set_eh_frame(eh_frame_addr as u64);
-    q.rule = rule_of(&parsed, &eh_frame, &bases, q.at as u64, q.ctx).unwrap_or(Rule::Unknown);
-    1
-}
-
-/// The rule at `at` in one object's tables.
-fn rule_of(
-    hdr: &gimli::ParsedEhFrameHdr<EndianSlice<'_, NativeEndian>>,
-    eh_frame: &EhFrame<EndianSlice<'_, NativeEndian>>,
-    bases: &BaseAddresses,
-    at: u64,
-    ctx: &mut UnwindContext<usize>,
-) -> Option<Rule> {
-    let fde = hdr
-        .table()?
-        .fde_for_address(eh_frame, bases, at, EhFrame::cie_from_offset)
-        .ok()?;
-    if fde.is_signal_trampoline() {
-        return Some(Rule::Unknown);
-    }
-    let row = fde.unwind_info_for_address(eh_frame, bases, ctx, at).ok()?;
-    let (fp, cfa) = match *row.cfa() {
-        CfaRule::RegisterAndOffset { register, offset } if register == RSP => (false, offset),
-        CfaRule::RegisterAndOffset { register, offset } if register == RBP => (true, offset),
-        _ => return Some(Rule::Unknown),
-    };
-    let ra = match row.register(RA) {
-        RegisterRule::Offset(o) => o,
-        RegisterRule::Undefined => return Some(Rule::End),
-        _ => return Some(Rule::Unknown),
-    };
-    let rbp = match row.register(RBP) {
-        RegisterRule::Offset(o) => Some(i32::try_from(o).ok()?),
-        RegisterRule::Undefined | RegisterRule::SameValue => None,
-        _ => return Some(Rule::Unknown),
-    };
-    Some(Rule::Step {
-        fp,
-        cfa: i32::try_from(cfa).ok()?,
-        ra: i32::try_from(ra).ok()?,
-        rbp,
-    })
-}
-
 /// Walks the caller's stack with this walker and with libgcc, and compares: the number of
 /// frames both found, or what differs. (A check a program can run on its own threads:
 /// `leakscope::alloc_bench::stack_walk_agrees_with_libgcc`.)
 #[inline(never)]
 pub(crate) fn agrees_with_libgcc() -> Result<usize, String> {
-    let (ours, theirs) = both();
+    let (ours, theirs, _) = both();
     same_callers(&ours, &theirs)?;
     Ok(ours.len())
 }
 
-/// Both walks from one frame: (this walker's, libgcc's). Both buffers are deep enough that
-/// each walk reaches the stack's outermost frame.
+/// Both walks from one frame: (this walker's, libgcc's, what this walker's did). Both buffers
+/// are deep enough that each walk reaches the stack's outermost frame.
 #[inline(never)]
-fn both() -> (Vec<usize>, Vec<usize>) {
+fn both() -> (Vec<usize>, Vec<usize>, Stats) {
     let mut ours = vec![0; 512];
-    let n = own_walk(&mut ours).unwrap_or(usize::MAX);
+    let walked = own_walk(&mut ours, true);
     let mut theirs = vec![0; 512];
     let m = with_libgcc(&mut theirs);
     theirs.truncate(m);
@@ -344,12 +268,9 @@ fn both() -> (Vec<usize>, Vec<usize>) {
     if theirs.last() == Some(&0) {
         theirs.pop();
     }
-    if n == usize::MAX {
-        ours.clear(); // handed over: no frames of its own
-    } else {
-        ours.truncate(n);
-    }
-    (ours, theirs)
+    // Handed over: no frames of its own.
+    ours.truncate(walked.map_or(0, |(n, _)| n));
+    (ours, theirs, walked.map(|(_, s)| s).unwrap_or_default())
 }
 
 /// The callers of the frame both walks started in are the same: this walker's frames after
@@ -367,6 +288,9 @@ fn same_callers(ours: &[usize], theirs: &[usize]) -> Result<(), String> {
     }
     Ok(())
 }
+
+mod tables;
+use tables::find;
 
 #[cfg(test)]
 mod tests;

@@ -1,58 +1,56 @@
 //! The walker against libgcc's on the same stacks: the same callers, frame for frame, and no
-//! walk handed over.
+//! walk handed over where it should not be.
 
 use super::*;
 
-fn assert_same_callers((ours, theirs): (Vec<usize>, Vec<usize>)) {
+type Walks = (Vec<usize>, Vec<usize>, Stats);
+
+/// The same callers; what this walker did.
+fn assert_same_callers((ours, theirs, stats): Walks) -> Stats {
     if let Err(e) = same_callers(&ours, &theirs) {
         panic!("{e}");
     }
+    stats
 }
 
-/// A frame whose stack is realigned (an over-aligned local): its frame address is found from
-/// RBP, not RSP.
-#[repr(align(64))]
-struct Aligned([u8; 64]);
-
 #[inline(never)]
-fn nest(depth: usize, realign_at: usize) -> (Vec<usize>, Vec<usize>) {
-    let out = if depth == 0 {
-        both()
-    } else if depth == realign_at {
-        let local = std::hint::black_box(Aligned([depth as u8; 64]));
-        let out = nest(depth - 1, realign_at);
-        std::hint::black_box(&local.0);
-        out
-    } else {
-        nest(depth - 1, realign_at)
-    };
+fn nest(depth: usize) -> Walks {
+    let out = if depth == 0 { both() } else { nest(depth - 1) };
     // Not a tail call: this frame stays on the stack during the walks.
     std::hint::black_box(out)
 }
 
+/// A frame whose stack is realigned (an over-aligned local), so its frame address is found
+/// from RBP, not RSP; it calls `nest(depth)`.
+#[repr(align(64))]
+struct Aligned([u8; 64]);
+
+#[inline(never)]
+fn realigned(depth: usize) -> Walks {
+    let local = std::hint::black_box(Aligned([depth as u8; 64]));
+    let out = nest(depth);
+    std::hint::black_box(&local.0);
+    out
+}
+
 #[test]
-fn walks_like_libgcc_at_every_depth() {
+fn walks_like_libgcc_at_every_depth_from_rsp_and_from_rbp() {
     for depth in [0, 1, 2, 7, 30, 100] {
-        assert_same_callers(nest(depth, usize::MAX));
-        if depth > 0 {
-            assert_same_callers(nest(depth, depth / 2 + 1));
-        }
+        let plain = assert_same_callers(nest(depth)).from_rbp;
+        let with_one = assert_same_callers(realigned(depth)).from_rbp;
+        assert_eq!(
+            with_one,
+            plain + 1,
+            "one realigned frame more is one frame stepped from RBP more"
+        );
     }
-    // The realigned frames were stepped from RBP (so that rule was compared too).
-    let unwinder = UNWINDER.lock().unwrap();
-    let cache = &unwinder.as_ref().unwrap().cache;
-    let from_rbp = cache
-        .iter()
-        .filter(|(_, r)| matches!(r, Rule::Step { fp: true, .. }))
-        .count();
-    assert!(from_rbp > 0, "no frame found from RBP");
 }
 
 #[test]
 fn walks_like_libgcc_on_a_small_stack_and_in_tokio_tasks() {
     let small = std::thread::Builder::new()
         .stack_size(128 * 1024)
-        .spawn(|| nest(20, 5))
+        .spawn(|| realigned(20))
         .unwrap();
     assert_same_callers(small.join().unwrap());
 
@@ -60,9 +58,9 @@ fn walks_like_libgcc_on_a_small_stack_and_in_tokio_tasks() {
         .worker_threads(2)
         .build()
         .unwrap();
-    async fn inner(depth: usize) -> (Vec<usize>, Vec<usize>) {
+    async fn inner(depth: usize) -> Walks {
         tokio::task::yield_now().await;
-        nest(depth, 3)
+        realigned(depth)
     }
     let got = rt.block_on(async { tokio::spawn(async { inner(9).await }).await.unwrap() });
     assert_same_callers(got);
@@ -71,21 +69,52 @@ fn walks_like_libgcc_on_a_small_stack_and_in_tokio_tasks() {
 }
 
 #[test]
-fn a_walk_fills_at_most_its_buffer_and_rules_are_cached() {
+fn a_walk_fills_at_most_its_buffer_and_reads_each_rule_once() {
     #[inline(never)]
-    fn short() -> (usize, usize) {
+    fn short() -> Option<(usize, Stats)> {
         let mut few = [0usize; 3];
-        let n = own_walk(&mut few).unwrap();
-        let again = own_walk(&mut few).unwrap();
-        std::hint::black_box((n, again))
+        std::hint::black_box(own_walk(&mut few, true))
     }
-    assert_eq!(short(), (3, 3));
-    let before = handed_over();
-    let mut frames = [0usize; 32];
-    assert!(walk(&mut frames) > 0);
+    // From one call site, so the second walk's frames are the first's.
+    let walks: Vec<_> = (0..2).map(|_| short()).collect();
+    let (n, first) = walks[0].unwrap();
+    assert_eq!(n, 3);
     assert_eq!(
-        handed_over(),
-        before,
-        "an ordinary stack is walked without libgcc"
+        walks[1].unwrap(),
+        (3, Stats { read: 0, ..first }),
+        "all rules were cached"
+    );
+}
+
+/// The walk inside a signal handler: its caller is the kernel's signal frame, which this
+/// walker hands to libgcc.
+static IN_HANDLER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let mut frames = [0usize; 64];
+    let got = own_walk(&mut frames, true).map_or(usize::MAX, |(n, _)| n);
+    IN_HANDLER.store(got, Ordering::SeqCst);
+}
+
+#[test]
+fn a_signal_frame_is_handed_to_libgcc() {
+    // Rules of the handler's own frames cached first, so the handler allocates nothing.
+    let mut frames = [0usize; 64];
+    assert!(own_walk(&mut frames, true).is_some());
+    // SAFETY: installs a handler for SIGUSR2 (which nothing else in the tests uses) and raises
+    // it on this thread; the handler only walks into a local buffer and stores an atomic.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as *const () as usize;
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+            0
+        );
+        assert_eq!(libc::raise(libc::SIGUSR2), 0);
+    }
+    assert_eq!(
+        IN_HANDLER.load(Ordering::SeqCst),
+        usize::MAX,
+        "a walk through a signal frame is handed over"
     );
 }
