@@ -49,15 +49,23 @@ fn walk(frames: &mut [usize; DEPTH]) -> usize {
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
 fn walk(frames: &mut [usize; DEPTH]) -> usize {
+    with_libgcc(frames)
+}
+
+/// libgcc's walk (through the backtrace crate): its first frames are the trace's own, then
+/// the caller's, as [`walk`]'s are.
+#[inline(never)]
+fn with_libgcc(frames: &mut [usize]) -> usize {
     let mut n = 0;
     #[cfg(unix)]
     // SAFETY: on unix the walk goes through libgcc's unwinder, which is thread-safe:
-    // concurrent unsynchronized traces are sound there. It does not allocate.
+    // concurrent unsynchronized traces are sound there. What it allocates, if anything, goes
+    // to the C library's malloc, not to this allocator.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             frames[n] = frame.ip() as usize;
             n += 1;
-            n < DEPTH
+            n < frames.len()
         });
     }
     n

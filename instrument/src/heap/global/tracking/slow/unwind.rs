@@ -23,6 +23,8 @@ use std::sync::{Mutex, PoisonError, TryLockError};
 
 use gimli::{Register, UnwindContext};
 
+use super::with_libgcc;
+
 const RBP: Register = Register(6);
 const RSP: Register = Register(7);
 const RA: Register = Register(16);
@@ -135,23 +137,6 @@ pub(crate) fn handed_over() -> u64 {
     HANDED_OVER.load(Ordering::Relaxed)
 }
 
-/// libgcc's walk (through the backtrace crate): its first frames are the trace's own, then
-/// the same as [`walk`]'s.
-#[inline(never)]
-fn with_libgcc(frames: &mut [usize]) -> usize {
-    let mut n = 0;
-    // SAFETY: libgcc's unwinder is thread-safe: concurrent unsynchronized traces are sound on
-    // Linux. What it allocates, if anything, goes to glibc's malloc, not to this allocator.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            frames[n] = frame.ip() as usize;
-            n += 1;
-            n < frames.len()
-        });
-    }
-    n
-}
-
 impl Unwinder {
     /// From the frame at (`ip`, `sp`, `fp`), its callers' return addresses; `None` where a
     /// rule is unknown (libgcc walks then).
@@ -168,10 +153,10 @@ impl Unwinder {
             if at < lo || at > hi.checked_sub(8)? || at % 8 != 0 {
                 return None;
             }
-            // SAFETY: `at` is an aligned word between this walk's frame and the top of this
-            // thread's stack: mapped, and live while the walk runs (its frames are callers).
             // Volatile: the word belongs to a caller's frame, which the compiler knows nothing
             // of here.
+            // SAFETY: `at` is an aligned word between this walk's frame and the top of this
+            // thread's stack: mapped, and live while the walk runs (its frames are callers).
             Some(unsafe { (at as *const usize).read_volatile() })
         };
         let mut n = 0;
