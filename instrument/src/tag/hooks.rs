@@ -205,6 +205,7 @@ mod imp {
             task: id,
             location: m.spawned_at().into(),
             info: info.unwrap_or_default(),
+            ended: None,
         });
     }
 

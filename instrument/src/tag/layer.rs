@@ -239,6 +239,7 @@ mod imp {
                 blocking: true,
                 ..SpawnInfo::default()
             },
+            ended: None,
         });
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Blocking {

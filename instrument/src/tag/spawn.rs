@@ -212,6 +212,7 @@ mod imp {
                     task,
                     location: location.into(),
                     info,
+                    ended: None,
                 });
             }
             let out = f();
@@ -327,6 +328,7 @@ mod imp {
                         task: id,
                         location: location.into(),
                         info,
+                        ended: None,
                     });
                     *this.life = Life::Registered(id);
                 }

@@ -4,8 +4,7 @@
 use std::panic::Location;
 use std::time::Duration;
 
-use proptest::prelude::*;
-
+use super::ops::Op;
 use super::{GRACE, MAX_CLOSED, MAX_ENDED, MAX_LEAKING, SLOTS, THRESHOLD};
 use crate::collector::event::{Applied, Event, SpawnInfo};
 use crate::collector::state::State;
@@ -13,68 +12,6 @@ use crate::config::Config;
 use crate::heap::slots::{Delta, SlotTable};
 use crate::ids::{ConnId, Tag, TaskId};
 use crate::snapshot::{EndedBy, Totals};
-
-#[derive(Debug, Clone)]
-pub(super) enum Op {
-    Open,
-    Close(usize),
-    Ignore(usize),
-    /// Code of an open connection spawns a task.
-    Spawn {
-        conn: usize,
-        detached: bool,
-    },
-    /// An alive task spawns a child (any state of its connection).
-    SpawnChild {
-        task: usize,
-        detached: bool,
-    },
-    /// Explicit-spawn: announced while open, registers later or is dropped unpolled.
-    Announce(usize),
-    Register {
-        announced: usize,
-        detached: bool,
-    },
-    DropUnpolled(usize),
-    /// Explicit-spawn task whose first poll registers it before its announcement arrives.
-    RaceRegister {
-        conn: usize,
-        detached: bool,
-    },
-    End {
-        task: usize,
-        how: u8,
-    },
-    /// Code running as an alive task or an open connection allocates.
-    Alloc {
-        by_task: Option<usize>,
-        conn: usize,
-        bytes: u64,
-    },
-    /// Any thread frees a live block.
-    Free(usize),
-    Advance(u64),
-}
-
-pub(super) fn op() -> impl Strategy<Value = Op> {
-    let i = 0usize..64;
-    prop_oneof![
-        4 => Just(Op::Open),
-        3 => i.clone().prop_map(Op::Close),
-        1 => i.clone().prop_map(Op::Ignore),
-        4 => (i.clone(), any::<bool>()).prop_map(|(conn, detached)| Op::Spawn { conn, detached }),
-        2 => (i.clone(), any::<bool>()).prop_map(|(task, detached)| Op::SpawnChild { task, detached }),
-        1 => i.clone().prop_map(Op::Announce),
-        1 => (i.clone(), any::<bool>()).prop_map(|(announced, detached)| Op::Register { announced, detached }),
-        1 => i.clone().prop_map(Op::DropUnpolled),
-        1 => (i.clone(), any::<bool>()).prop_map(|(conn, detached)| Op::RaceRegister { conn, detached }),
-        4 => (i.clone(), 0u8..4).prop_map(|(task, how)| Op::End { task, how }),
-        3 => (proptest::option::of(i.clone()), i.clone(), 1u64..80)
-            .prop_map(|(by_task, conn, bytes)| Op::Alloc { by_task, conn, bytes }),
-        3 => i.clone().prop_map(Op::Free),
-        3 => (1u64..8).prop_map(Op::Advance),
-    ]
-}
 
 #[derive(Debug, Clone)]
 pub(super) struct MConn {
@@ -117,7 +54,16 @@ pub(super) struct Model {
     /// connections judged, and those judged with an orphan.
     pub(super) judged: u64,
     pub(super) leaked: u64,
+    /// Whether [`Op::SpawnEnded`] sends one `TaskSpawned` with its end folded in (as the queue makes it).
+    pub(super) fold: bool,
 }
+
+const END_HOW: [EndedBy; 4] = [
+    EndedBy::Completed,
+    EndedBy::Aborted,
+    EndedBy::Panicked,
+    EndedBy::Shutdown,
+];
 
 fn loc() -> &'static Location<'static> {
     Location::caller()
@@ -152,6 +98,7 @@ impl Model {
             prev: Totals::default(),
             judged: 0,
             leaked: 0,
+            fold: true,
         }
     }
 
@@ -172,6 +119,7 @@ impl Model {
             task: id,
             location: loc().into(),
             info,
+            ended: None,
         });
         self.tasks.push(MTask {
             conn,
@@ -179,6 +127,47 @@ impl Model {
             id,
             detached,
             alive: true,
+        });
+    }
+
+    /// A task of `conn` (`tag`) spawned now and ended `later` ms after.
+    fn spawn_ended(
+        &mut self,
+        conn: usize,
+        tag: Tag,
+        detached: bool,
+        ended_by: EndedBy,
+        later: u64,
+    ) {
+        let task = TaskId(self.next_task);
+        self.next_task += 1;
+        let info = SpawnInfo {
+            detached,
+            ..SpawnInfo::default()
+        };
+        let location = loc().into();
+        let mut ev = Event::TaskSpawned {
+            tag,
+            task,
+            location,
+            info,
+            ended: None,
+        };
+        if self.fold {
+            assert!(ev.fold_end(task, ended_by, self.now + later), "folds");
+            self.send(ev);
+        } else {
+            self.send(ev);
+            let now = self.now;
+            self.st
+                .apply(Event::TaskEnded { task, ended_by }, now + later);
+        }
+        self.tasks.push(MTask {
+            conn,
+            tag,
+            id: task,
+            detached,
+            alive: false,
         });
     }
 
@@ -281,16 +270,34 @@ impl Model {
                     && self.tasks[k].alive
                 {
                     self.tasks[k].alive = false;
-                    let ended_by = [
-                        EndedBy::Completed,
-                        EndedBy::Aborted,
-                        EndedBy::Panicked,
-                        EndedBy::Shutdown,
-                    ][how as usize];
+                    let ended_by = END_HOW[how as usize];
                     self.send(Event::TaskEnded {
                         task: self.tasks[k].id,
                         ended_by,
                     });
+                }
+            }
+            Op::SpawnEnded {
+                conn,
+                parent,
+                detached,
+                how,
+                later,
+            } => {
+                let ended_by = END_HOW[how as usize];
+                let by_task = parent.and_then(|t| pick(&self.tasks, t));
+                let who = match by_task {
+                    Some(k) if self.tasks[k].alive => Some((self.tasks[k].conn, self.tasks[k].tag)),
+                    Some(_) => None,
+                    None => pick(&self.conns, conn)
+                        .filter(|&k| {
+                            let c = &self.conns[k];
+                            c.closed_at.is_none() && !c.ignored && !c.tag.is_none()
+                        })
+                        .map(|k| (k, self.conns[k].tag)),
+                };
+                if let Some((conn, tag)) = who {
+                    self.spawn_ended(conn, tag, detached, ended_by, later);
                 }
             }
             Op::Alloc {
