@@ -171,7 +171,8 @@ impl Frozen {
         match which {
             Which::All => {
                 conns = st.conns.values().map(conn_row).collect();
-                tasks = st.tasks.values().map(task_row).collect();
+                let ended = st.conns.values().flat_map(|c| c.ended.iter());
+                tasks = st.tasks.values().chain(ended).map(task_row).collect();
             }
             Which::Connections => conns = st.conns.values().map(conn_row).collect(),
             Which::Orphans(limit) => {
@@ -199,12 +200,18 @@ impl Frozen {
             Which::Conn(id) => {
                 if let Some(c) = st.conns.get(&ConnId(id)) {
                     conns.push(conn_row(c));
-                    let ids = c.alive_ids.iter().chain(c.ended.iter());
-                    tasks = ids.filter_map(|t| st.tasks.get(t)).map(task_row).collect();
+                    let alive = c.alive_ids.iter().filter_map(|t| st.tasks.get(t));
+                    tasks = alive.chain(c.ended.iter()).map(task_row).collect();
                 }
             }
             Which::Task(id) => {
-                if let Some(t) = st.tasks.get(&TaskId(id)) {
+                // An ended task is in its connection's list (a scan: at most
+                // `max_ended_tasks_per_connection` per connection kept).
+                let ended = || {
+                    let mut all = st.conns.values().flat_map(|c| c.ended.iter());
+                    all.find(|t| t.id.0 == id)
+                };
+                if let Some(t) = st.tasks.get(&TaskId(id)).or_else(ended) {
                     tasks.push(task_row(t));
                     conns.extend(st.conns.get(&t.conn_id).map(conn_row));
                 }

@@ -1,7 +1,6 @@
 //! The collector's records: connections, tasks, what folded connections leave behind, the
 //! exact counters, and the id-keyed maps they live in.
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -75,7 +74,9 @@ pub(crate) struct Conn {
     /// Signed: an announcement and the task's registration may arrive in either order.
     pub pending: i64,
     pub spawned: u64,
-    pub ended: VecDeque<TaskId>,
+    /// Its last ended tasks, at most `max_ended_tasks_per_connection`: kept here, not in the
+    /// task map, which holds alive tasks only.
+    pub ended: Ended,
     /// Ids of its alive tasks (each task knows its position, for O(1) removal).
     pub alive_ids: Vec<TaskId>,
     pub class: Class,
@@ -109,6 +110,38 @@ pub(crate) struct Task {
     pub alive_pos: usize,
     /// Its polls when its connection closed (0 for a task spawned after the close).
     pub polls_at_close: Option<u64>,
+}
+
+/// A connection's last ended tasks: a ring that overwrites its oldest once full (one record
+/// written per end, no hashing, no shifting).
+#[derive(Default)]
+pub(crate) struct Ended {
+    ring: Vec<Task>,
+    /// Where the next one goes once the ring is full (its oldest).
+    next: usize,
+}
+
+impl Ended {
+    /// Keeps `t`, forgetting the oldest if `keep` are kept already (none if `keep` is 0).
+    pub(crate) fn push(&mut self, t: Task, keep: usize) {
+        if self.ring.len() < keep {
+            self.ring.push(t);
+        } else if let Some(slot) = self.ring.get_mut(self.next) {
+            *slot = t;
+            self.next = (self.next + 1) % self.ring.len();
+        }
+    }
+
+    /// Oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Task> {
+        let (new, old) = self.ring.split_at(self.next.min(self.ring.len()));
+        old.iter().chain(new)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len()
+    }
 }
 
 /// An alive task whose connection's details are gone (folded or ignored).
@@ -148,6 +181,38 @@ pub(crate) struct Counters {
 mod tests {
     use super::*;
     use std::hash::BuildHasher;
+
+    fn task(id: u64) -> Task {
+        Task {
+            id: TaskId(id),
+            conn_id: ConnId(1),
+            name: None,
+            location: Site::new("f.rs", 1, 1),
+            spawned_at_ms: 0,
+            ended_at_ms: Some(0),
+            ended_by: None,
+            detached: false,
+            blocking: false,
+            wrapped: false,
+            alive_pos: 0,
+            polls_at_close: None,
+        }
+    }
+
+    #[test]
+    fn the_ended_ring_keeps_the_last_ones_oldest_first() {
+        for keep in 0..5 {
+            let mut e = Ended::default();
+            for id in 1..=12u64 {
+                e.push(task(id), keep);
+                let got: Vec<u64> = e.iter().map(|t| t.id.0).collect();
+                let from = (id + 1).saturating_sub(keep as u64).max(1);
+                let want: Vec<u64> = (from..=id).collect();
+                assert_eq!(got, want, "keep {keep} after {id}");
+                assert_eq!(e.len(), want.len());
+            }
+        }
+    }
 
     #[test]
     fn a_map_of_ids_iterates_them_in_order_and_slots_get_distinct_tags() {

@@ -6,13 +6,13 @@
 //! until it is evicted (`Clean` by retention or `max_closed_connections`, `Leaking` beyond
 //! `max_leaking_connections`, folded into totals). Nothing is evicted before it is judged.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::event::{Applied, Event};
 pub(crate) use super::records::{
-    Class, Conn, Counters, FoldedConn, FoldedTask, HashMap, IdHasher, Task,
+    Class, Conn, Counters, Ended, FoldedConn, FoldedTask, HashMap, IdHasher, Task,
 };
 use super::sites::Sites;
 use crate::config::Config;
@@ -190,7 +190,7 @@ impl State {
                 alive_attached: 0,
                 pending: 0,
                 spawned: 0,
-                ended: VecDeque::new(),
+                ended: Ended::default(),
                 alive_ids: Vec::new(),
                 class: Class::Open,
                 seq: 0,
@@ -290,9 +290,6 @@ impl State {
         if let Some(q) = self.queue(c.class) {
             q.remove(&c.seq);
         }
-        for t in c.ended {
-            self.tasks.remove(&t);
-        }
         if !c.alive_ids.is_empty() || c.pending != 0 {
             let f = FoldedConn {
                 alive: c.alive_ids.len() as u64,
@@ -343,7 +340,7 @@ impl State {
     pub(crate) fn sizes(&self) -> [usize; 8] {
         [
             self.conns.len(),
-            self.tasks.len(),
+            self.tasks.len() + self.conns.values().map(|c| c.ended.len()).sum::<usize>(),
             self.grace.len(),
             self.clean.len(),
             self.leaking.len(),

@@ -84,8 +84,8 @@ impl State {
     /// A task spawned at `now` and ended as `end` says (how, when), with nothing applied in
     /// between (a `TaskSpawned` with its end folded in): the same as [`State::task_spawned`]
     /// then [`State::task_ended`], which it calls for anything but the common case (a listed
-    /// connection not judged yet, not an explicit-spawn registration). There it skips the
-    /// alive list and the second lookup.
+    /// connection not judged yet, not an explicit-spawn registration). There it touches no
+    /// task map: the record goes straight to its connection's ended list.
     pub(super) fn task_lived(
         &mut self,
         t: Tag,
@@ -113,29 +113,21 @@ impl State {
         self.counters.ended += 1;
         c.spawned += 1;
         // (Its alive counts and alive list would go up and back down.)
-        self.tasks.insert(
-            task,
-            Task {
-                id: task,
-                conn_id: c.id,
-                name: info.name,
-                location,
-                spawned_at_ms: now,
-                ended_at_ms: Some(ended_at),
-                ended_by: Some(ended_by),
-                detached: info.detached,
-                blocking: info.blocking,
-                wrapped: info.wrapped,
-                alive_pos: c.alive_ids.len(),
-                polls_at_close: c.closed_at_ms.is_some().then_some(0),
-            },
-        );
-        c.ended.push_back(task);
-        while c.ended.len() > self.cfg.max_ended_tasks_per_connection {
-            if let Some(old) = c.ended.pop_front() {
-                self.tasks.remove(&old);
-            }
-        }
+        let t = Task {
+            id: task,
+            conn_id: c.id,
+            name: info.name,
+            location,
+            spawned_at_ms: now,
+            ended_at_ms: Some(ended_at),
+            ended_by: Some(ended_by),
+            detached: info.detached,
+            blocking: info.blocking,
+            wrapped: info.wrapped,
+            alive_pos: c.alive_ids.len(),
+            polls_at_close: c.closed_at_ms.is_some().then_some(0),
+        };
+        c.ended.push(t, self.cfg.max_ended_tasks_per_connection);
     }
 
     pub(super) fn task_ended(&mut self, task: TaskId, ended_by: EndedBy, now: u64) {
@@ -150,19 +142,15 @@ impl State {
             }
             return;
         }
-        let Some(t) = self.tasks.get_mut(&task) else {
+        // Alive tasks live in the map; an ended one moves to its connection's list.
+        let Some(mut t) = self.tasks.remove(&task) else {
             return;
         };
-        if t.ended_at_ms.is_some() {
-            return;
-        }
         self.counters.ended += 1;
         t.ended_at_ms = Some(now);
         t.ended_by = Some(ended_by);
         let (conn_id, detached, pos) = (t.conn_id, t.detached, t.alive_pos);
-        let keep = self.cfg.max_ended_tasks_per_connection;
         let Some(c) = self.conns.get_mut(&conn_id) else {
-            self.tasks.remove(&task);
             return;
         };
         if c.alive_ids.get(pos) == Some(&task) {
@@ -177,14 +165,8 @@ impl State {
         if !detached {
             c.alive_attached -= 1;
         }
-        c.ended.push_back(task);
-        let judged = c.is_judged();
-        while c.ended.len() > keep {
-            if let Some(old) = c.ended.pop_front() {
-                self.tasks.remove(&old);
-            }
-        }
-        if judged {
+        c.ended.push(t, self.cfg.max_ended_tasks_per_connection);
+        if c.is_judged() {
             self.rejudge(conn_id, now);
         }
     }

@@ -298,3 +298,55 @@ fn class_queues_hold_exactly_their_connections() {
     let [_, _, grace, clean, leaking, ..] = m.st.sizes();
     assert_eq!(grace + clean + leaking, 1);
 }
+
+/// Ended tasks live in their connection's ring, not the task map: a lookup by id, the
+/// connection's page and the full snapshot all still find the last `MAX_ENDED` of them, the
+/// oldest forgotten, whether each end came apart or folded into its spawn.
+#[test]
+fn ended_tasks_are_found_by_id_with_their_connection_and_in_full() {
+    for fold in [false, true] {
+        let mut m = Model::new();
+        m.fold = fold;
+        m.step(Op::Open);
+        for _ in 0..4 {
+            m.step(Op::Spawn {
+                conn: 0,
+                detached: false,
+            });
+            let task = m.tasks.len() - 1;
+            m.step(Op::End { task, how: 0 });
+            m.step(Op::SpawnEnded {
+                conn: 0,
+                parent: None,
+                detached: false,
+                how: 1,
+                later: 1,
+            });
+        }
+        m.step(Op::Spawn {
+            conn: 0,
+            detached: false,
+        });
+        let now = m.now;
+        let view = |which| Frozen::copy(&m.st, now, which, true).build(Mode::Hooks);
+        let ids: Vec<u64> = m.tasks.iter().map(|t| t.id.0).collect();
+        let (kept, alive) = (
+            &ids[ids.len() - 1 - MAX_ENDED..ids.len() - 1],
+            ids[ids.len() - 1],
+        );
+        for &id in &ids {
+            let found = view(Which::Task(id)).tasks.iter().any(|t| t.id == id);
+            let want = kept.contains(&id) || id == alive;
+            assert_eq!(found, want, "task {id} by id (fold {fold})");
+        }
+        let conn = m.conns[0].id.0;
+        let mut listed: Vec<u64> = view(Which::Conn(conn)).tasks.iter().map(|t| t.id).collect();
+        let mut full: Vec<u64> = m.snapshot().tasks.iter().map(|t| t.id).collect();
+        listed.sort_unstable();
+        full.sort_unstable();
+        let mut want: Vec<u64> = kept.to_vec();
+        want.push(alive);
+        assert_eq!(listed, want, "the connection's page (fold {fold})");
+        assert_eq!(full, want, "the full snapshot (fold {fold})");
+    }
+}
