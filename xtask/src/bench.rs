@@ -16,6 +16,7 @@ const ICOUNT_FLAGS: &[&str] = &[
     "repeats",
     "clients",
     "messages",
+    "warmup",
     "per-connection",
     "size",
     "keep",
@@ -25,7 +26,7 @@ const ICOUNT_FLAGS: &[&str] = &[
 pub(crate) const BENCH_HELP: &str = "\
 usage: cargo xtask bench [--rounds N] [--duration S] [--clients N] [--size BYTES] [--churn K]
                          [--abrupt F] [--grace-ms MS] [--variants none,a,b,c,d]
-       cargo xtask bench --icount [--repeats N] [--clients N] [--messages N]
+       cargo xtask bench --icount [--repeats N] [--clients N] [--messages N] [--warmup N]
                          [--per-connection N] [--size BYTES] [--keep DIR]
   (default) the echo server five ways under load, wall clock, interleaved rounds
   --icount  server instructions per message under callgrind, leakscope off / on (needs valgrind)

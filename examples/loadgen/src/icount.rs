@@ -4,8 +4,9 @@
 //! do not. The echo server runs under `valgrind --tool=callgrind` with one worker; a fixed
 //! number of messages round-trips through it (clients in lockstep: send, wait for the echo),
 //! then SIGINT stops it gracefully and callgrind prints the instructions it counted. Two runs
-//! of different lengths per case, so start-up and shutdown cancel out:
-//! `(instructions(long) - instructions(short)) / (messages(long) - messages(short))`.
+//! of different lengths per case, each after the same warm-up, so start-up, shutdown and
+//! first-time work (the first stack walk of each call path reads its unwind rules) cancel
+//! out: `(instructions(long) - instructions(short)) / (messages(long) - messages(short))`.
 
 use std::time::Duration;
 

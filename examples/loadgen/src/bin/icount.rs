@@ -6,7 +6,8 @@
 //!
 //! Flags: `--bin-dir DIR` (the variant binaries `echo-server-{a,b}`), `--repeats N` (3),
 //! `--clients N` (4), `--messages N` (per client in the long run; the short run does half:
-//! 2000), `--per-connection N` (round trips per connection: 100), `--size BYTES` (1024),
+//! 2000), `--warmup N` (round trips per client that every run does first, so that both runs
+//! start warm and their difference is the steady state: 1000), `--per-connection N` (round trips per connection: 100), `--size BYTES` (1024),
 //! `--out FILE` (also write the markdown there), `--keep DIR` (keep each run's callgrind file
 //! there, for `callgrind_annotate`).
 
@@ -23,7 +24,7 @@ const VARIANTS: [(&str, &str); 2] = [("a", "(a) leakscope off"), ("b", "(b) leak
 const ROUTES: [(&str, &str); 2] = [("clean", "/echo"), ("leaky", "/echo/leaky")];
 
 const USAGE: &str = "usage: icount --bin-dir DIR [--repeats N (3)] [--clients N (4)] [--messages N (2000)]\n\
-              [--per-connection N (100)] [--size BYTES (1024)] [--out FILE] [--keep DIR]\n\
+              [--warmup N (1000)] [--per-connection N (100)] [--size BYTES (1024)] [--out FILE] [--keep DIR]\n\
 (normally run by cargo xtask bench --icount)";
 
 struct Plan {
@@ -31,6 +32,8 @@ struct Plan {
     repeats: usize,
     clients: usize,
     messages: u64,
+    /// Round trips per client before the counted ones, in every run.
+    warmup: u64,
     per_connection: u64,
     size: usize,
     out: Option<PathBuf>,
@@ -52,6 +55,7 @@ fn parse() -> Result<Plan, String> {
         repeats: a.get("repeats", 3, "a whole number of repeats")?,
         clients: a.get("clients", 4, "a whole number of clients")?,
         messages: a.get("messages", 2000, "a whole number of messages per client")?,
+        warmup: a.get("warmup", 1000, "a whole number of warm-up messages per client")?,
         per_connection: a.get("per-connection", 100, "a whole number of round trips")?,
         size: a.get("size", 1024, "a size in bytes")?,
         out: a.string("out").map(PathBuf::from),
@@ -71,7 +75,7 @@ fn parse() -> Result<Plan, String> {
 async fn one(
     bin: &Path,
     route: &str,
-    w: &Work,
+    (warmup, w): (u64, &Work),
     keep: Option<&Path>,
 ) -> Result<([u64; 2], u64), String> {
     let name = format!(
@@ -119,6 +123,16 @@ async fn one(
         url: format!("ws://{addr}{route}"),
         ..w.clone()
     };
+    if warmup > 0 {
+        // Not counted apart: both runs of a case do it, so it cancels out of their difference,
+        // and what is left is the steady state (the first stack walks of each call path read
+        // their unwind rules, a one-time cost that otherwise lands in either run).
+        icount::run(&Work {
+            messages_per_client: warmup,
+            ..w.clone()
+        })
+        .await?;
+    }
     let messages = icount::run(&w).await?;
     // SIGINT: the server stops gracefully and callgrind prints its total.
     let status = std::process::Command::new("kill")
@@ -161,9 +175,10 @@ async fn run(plan: Plan) -> Result<String, String> {
         for r in 0..plan.repeats {
             for (i, (v, _)) in VARIANTS.iter().enumerate() {
                 let bin = plan.bin_dir.join(format!("echo-server-{v}"));
-                let short =
-                    one(&bin, route, &work(plan.messages / 2), plan.keep.as_deref()).await?;
-                let long = one(&bin, route, &work(plan.messages), plan.keep.as_deref()).await?;
+                let (short, long) = (work(plan.messages / 2), work(plan.messages));
+                let keep = plan.keep.as_deref();
+                let short = one(&bin, route, (plan.warmup, &short), keep).await?;
+                let long = one(&bin, route, (plan.warmup, &long), keep).await?;
                 for (k, out) in per[i].iter_mut().enumerate() {
                     let pm = icount::per_message((short.0[k], short.1), (long.0[k], long.1))
                         .ok_or("the long run counted fewer instructions than the short one")?;
@@ -193,13 +208,15 @@ async fn run(plan: Plan) -> Result<String, String> {
     }
     Ok(format!(
         "Server instructions per message (callgrind, one worker, {} clients in lockstep, {} B \
-         messages, {} round trips per connection, (long - short) / {} messages, {} repeats; \
+         messages, {} round trips per connection, {} warm-up round trips per client in every \
+         run, (long - short) / {} messages, {} repeats; \
          median [min–max]; \"outside memset\": without libc memset's own instructions, \
          which valgrind counts per byte):\n\n| route | instructions | {} | {} | ratio b / a |\n\
          |---|---|---|---|---|\n{rows}",
         plan.clients,
         plan.size,
         plan.per_connection,
+        plan.warmup,
         plan.clients as u64 * (plan.messages - plan.messages / 2),
         plan.repeats,
         VARIANTS[0].1,
