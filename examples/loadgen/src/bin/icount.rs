@@ -55,7 +55,7 @@ fn parse() -> Result<Plan, String> {
         repeats: a.get("repeats", 3, "a whole number of repeats")?,
         clients: a.get("clients", 4, "a whole number of clients")?,
         messages: a.get("messages", 2000, "a whole number of messages per client")?,
-        warmup: a.get("warmup", 1000, "a whole number of warm-up messages per client")?,
+        warmup: a.get("warmup", 1000, "a whole number of warm-up messages")?,
         per_connection: a.get("per-connection", 100, "a whole number of round trips")?,
         size: a.get("size", 1024, "a size in bytes")?,
         out: a.string("out").map(PathBuf::from),
