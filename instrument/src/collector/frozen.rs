@@ -157,8 +157,8 @@ pub(super) enum Which {
 }
 
 impl Frozen {
-    /// Copies what `which` needs. Runs under the lock: O(connections + copied tasks), no
-    /// sorting, no formatting.
+    /// Copies what `which` needs. Runs under the lock: O(connections + copied tasks; a lookup by
+    /// id also reads the ended rings whose id range holds it), no sorting, no formatting.
     /// `tracking`: whether the tracking allocator counts (heap figures are zero otherwise).
     pub(super) fn copy(st: &State, now: u64, which: Which, tracking: bool) -> Frozen {
         let grace = st.cfg.grace.as_millis() as u64;
@@ -207,11 +207,11 @@ impl Frozen {
                 }
             }
             Which::Task(id) => {
-                // An ended task is in its connection's list (a scan: at most
-                // `max_ended_tasks_per_connection` per connection kept).
+                // An ended task is in its connection's ring: only rings whose id range holds
+                // it are read (the copy is O(connections) anyway, below).
                 let ended = || {
-                    let mut all = st.conns.values().flat_map(|c| c.ended.iter());
-                    all.find(|t| t.id.0 == id)
+                    let rings = st.conns.values().filter(|c| c.ended.may_hold(id));
+                    rings.flat_map(|c| c.ended.iter()).find(|t| t.id.0 == id)
                 };
                 if let Some(t) = st.tasks.get(&TaskId(id)).or_else(ended) {
                     tasks.push(task_row(t));

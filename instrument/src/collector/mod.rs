@@ -70,6 +70,24 @@ fn apply_all(st: &mut State, batch: &mut Vec<(Event, u64)>) {
     }
 }
 
+/// Queues a task event at time `at`; how many wait now. A task's end that finds its own
+/// spawn waiting last folds into it (`Event::fold_end`): the pair is applied as one event.
+#[inline]
+fn queue_task(q: &queue::Queue<Event>, ev: Event, at: u64) -> usize {
+    if let Event::TaskEnded { task, ended_by } = ev {
+        // It owns nothing: forgotten, not dropped (the drop is a call, 19 instructions a task
+        // under callgrind); rebuilt if it is queued.
+        std::mem::forget(ev);
+        q.push_unless(
+            |last| last.fold_end(task, ended_by, at),
+            || Event::TaskEnded { task, ended_by },
+            at,
+        )
+    } else {
+        q.push(ev, at)
+    }
+}
+
 /// Applies the waiting task events, off the hooks' threads (the clock thread's tick): the
 /// hooks themselves rarely reach the queue's soft cap.
 fn drain_waiting() {
@@ -129,21 +147,8 @@ impl Collector {
             Event::TaskSpawned { .. } | Event::TaskEnded { .. } | Event::TaskAnnounced { .. } => {
                 // No guard for the push itself: it allocates only when the queue grows, and
                 // then under a guard of its own (a guard per task event cost 188 instructions
-                // per tagged task under callgrind, `docs/benchmarks.md`). A task that ends
-                // while its spawn still waits last in the queue folds into it (`Event::fold_end`).
-                let at = clock::coarse_ms();
-                let waiting = if let Event::TaskEnded { task, ended_by } = ev {
-                    // It owns nothing: forgotten, not dropped (the drop is a call, 19
-                    // instructions a task under callgrind); rebuilt if it is queued.
-                    std::mem::forget(ev);
-                    self.tasks.push_unless(
-                        |last| last.fold_end(task, ended_by, at),
-                        || Event::TaskEnded { task, ended_by },
-                        at,
-                    )
-                } else {
-                    self.tasks.push(ev, at)
-                };
+                // per tagged task under callgrind, `docs/benchmarks.md`).
+                let waiting = queue_task(&self.tasks, ev, clock::coarse_ms());
                 if waiting > queue::HARD_CAP {
                     let _g = tag::untracked();
                     drop(self.lock());

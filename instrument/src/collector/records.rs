@@ -114,22 +114,49 @@ pub(crate) struct Task {
 
 /// A connection's last ended tasks: a ring that overwrites its oldest once full (one record
 /// written per end, no hashing, no shifting).
-#[derive(Default)]
 pub(crate) struct Ended {
     ring: Vec<Task>,
     /// Where the next one goes once the ring is full (its oldest).
     next: usize,
+    /// The lowest and highest task id it ever held: a lookup by id skips rings that cannot
+    /// hold it.
+    lo: u64,
+    hi: u64,
+}
+
+impl Default for Ended {
+    fn default() -> Self {
+        Ended {
+            ring: Vec::new(),
+            next: 0,
+            lo: u64::MAX,
+            hi: 0,
+        }
+    }
 }
 
 impl Ended {
     /// Keeps `t`, forgetting the oldest if `keep` are kept already (none if `keep` is 0).
     pub(crate) fn push(&mut self, t: Task, keep: usize) {
+        let id = t.id.0;
         if self.ring.len() < keep {
+            if self.ring.is_empty() {
+                self.ring.reserve_exact(keep);
+            }
             self.ring.push(t);
         } else if let Some(slot) = self.ring.get_mut(self.next) {
             *slot = t;
             self.next = (self.next + 1) % self.ring.len();
+        } else {
+            return;
         }
+        self.lo = self.lo.min(id);
+        self.hi = self.hi.max(id);
+    }
+
+    /// Whether task `id` may be among these (never a false "no").
+    pub(crate) fn may_hold(&self, id: u64) -> bool {
+        (self.lo..=self.hi).contains(&id)
     }
 
     /// Oldest first.
@@ -210,6 +237,15 @@ mod tests {
                 let want: Vec<u64> = (from..=id).collect();
                 assert_eq!(got, want, "keep {keep} after {id}");
                 assert_eq!(e.len(), want.len());
+                for t in 0..=13 {
+                    if want.contains(&t) {
+                        assert!(e.may_hold(t), "keep {keep}: {t} may be held");
+                    }
+                }
+                assert!(
+                    !e.may_hold(13) && !e.may_hold(0),
+                    "keep {keep}: ids never held"
+                );
             }
         }
     }

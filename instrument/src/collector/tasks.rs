@@ -30,7 +30,9 @@ impl State {
         info: SpawnInfo,
         now: u64,
     ) {
-        // A task registering itself (was_pending) may have been seen by a spawn hook too.
+        // A task registering itself (was_pending) may have been seen by a spawn hook too. (Its
+        // registration, sent by its first poll, always comes before its end: it is still in
+        // the map of alive tasks then.)
         if info.was_pending
             && (self.tasks.contains_key(&task) || self.folded_tasks.contains_key(&task))
         {

@@ -300,8 +300,9 @@ fn class_queues_hold_exactly_their_connections() {
 }
 
 /// Ended tasks live in their connection's ring, not the task map: a lookup by id, the
-/// connection's page and the full snapshot all still find the last `MAX_ENDED` of them, the
-/// oldest forgotten, whether each end came apart or folded into its spawn.
+/// connection's page and the full snapshot all still find the last `MAX_ENDED` of them (the
+/// oldest forgotten), whether each end came apart or folded into its spawn, while the
+/// connection is open, closed and judged; once it is evicted, none.
 #[test]
 fn ended_tasks_are_found_by_id_with_their_connection_and_in_full() {
     for fold in [false, true] {
@@ -321,32 +322,51 @@ fn ended_tasks_are_found_by_id_with_their_connection_and_in_full() {
                 detached: false,
                 how: 1,
                 later: 1,
+                flags: 0,
+                register: None,
             });
         }
         m.step(Op::Spawn {
             conn: 0,
             detached: false,
         });
-        let now = m.now;
-        let view = |which| Frozen::copy(&m.st, now, which, true).build(Mode::Hooks);
         let ids: Vec<u64> = m.tasks.iter().map(|t| t.id.0).collect();
-        let (kept, alive) = (
-            &ids[ids.len() - 1 - MAX_ENDED..ids.len() - 1],
-            ids[ids.len() - 1],
-        );
-        for &id in &ids {
-            let found = view(Which::Task(id)).tasks.iter().any(|t| t.id == id);
-            let want = kept.contains(&id) || id == alive;
-            assert_eq!(found, want, "task {id} by id (fold {fold})");
-        }
-        let conn = m.conns[0].id.0;
-        let mut listed: Vec<u64> = view(Which::Conn(conn)).tasks.iter().map(|t| t.id).collect();
-        let mut full: Vec<u64> = m.snapshot().tasks.iter().map(|t| t.id).collect();
-        listed.sort_unstable();
-        full.sort_unstable();
-        let mut want: Vec<u64> = kept.to_vec();
-        want.push(alive);
-        assert_eq!(listed, want, "the connection's page (fold {fold})");
-        assert_eq!(full, want, "the full snapshot (fold {fold})");
+        let mut want: Vec<u64> = ids[ids.len() - 1 - MAX_ENDED..].to_vec();
+        let check = |m: &mut Model, want: &[u64], when: &str| {
+            let now = m.now;
+            let view = |which| Frozen::copy(&m.st, now, which, true).build(Mode::Hooks);
+            for &id in &ids {
+                let found = view(Which::Task(id)).tasks.iter().any(|t| t.id == id);
+                assert_eq!(
+                    found,
+                    want.contains(&id),
+                    "task {id} by id, {when} (fold {fold})"
+                );
+            }
+            let conn = m.conns[0].id.0;
+            let mut listed: Vec<u64> = view(Which::Conn(conn)).tasks.iter().map(|t| t.id).collect();
+            let mut full: Vec<u64> = m.snapshot().tasks.iter().map(|t| t.id).collect();
+            listed.sort_unstable();
+            full.sort_unstable();
+            assert_eq!(listed, want, "the connection's page, {when} (fold {fold})");
+            assert_eq!(full, want, "the full snapshot, {when} (fold {fold})");
+        };
+        check(&mut m, &want, "open");
+        m.step(Op::Close(0));
+        check(&mut m, &want, "closed");
+        m.step(Op::Advance(GRACE + 1));
+        m.snapshot(); // (applies the grace rule)
+        assert!(m.st.conns.values().any(|c| c.is_judged()), "judged, kept");
+        check(&mut m, &want, "judged");
+        // Its last task ends: the oldest kept one is forgotten.
+        let last = m.tasks.len() - 1;
+        m.step(Op::End { task: last, how: 0 });
+        want.remove(0);
+        check(&mut m, &want, "judged, all ended");
+        // Clean past retention: evicted, with its tasks.
+        m.step(Op::Advance(3 * GRACE));
+        m.snapshot();
+        assert!(m.st.conns.is_empty(), "evicted");
+        check(&mut m, &[], "evicted");
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::ops::Op;
 use super::{GRACE, MAX_CLOSED, MAX_ENDED, MAX_LEAKING, SLOTS, THRESHOLD};
 use crate::collector::event::{Applied, Event, SpawnInfo};
+use crate::collector::queue::Queue;
 use crate::collector::state::State;
+use crate::collector::{apply_all, queue_task};
 use crate::config::Config;
 use crate::heap::slots::{Delta, SlotTable};
 use crate::ids::{ConnId, Tag, TaskId};
@@ -130,37 +132,34 @@ impl Model {
         });
     }
 
-    /// A task of `conn` (`tag`) spawned now and ended `later` ms after.
-    fn spawn_ended(
-        &mut self,
-        conn: usize,
-        tag: Tag,
-        detached: bool,
-        ended_by: EndedBy,
-        later: u64,
-    ) {
+    /// A task of `conn` (`tag`) spawned now (`info`) and ended `later` ms after: through the
+    /// task events' queue when the model folds (which must fold the pair), else applied apart.
+    fn spawn_ended(&mut self, conn: usize, tag: Tag, info: SpawnInfo, end: (EndedBy, u64)) {
+        let (ended_by, later) = end;
         let task = TaskId(self.next_task);
         self.next_task += 1;
-        let info = SpawnInfo {
-            detached,
-            ..SpawnInfo::default()
-        };
-        let location = loc().into();
-        let mut ev = Event::TaskSpawned {
+        let detached = info.detached;
+        let spawned = Event::TaskSpawned {
             tag,
             task,
-            location,
+            location: loc().into(),
             info,
             ended: None,
         };
+        let ended = Event::TaskEnded { task, ended_by };
+        let now = self.now;
         if self.fold {
-            assert!(ev.fold_end(task, ended_by, self.now + later), "folds");
-            self.send(ev);
+            let q = Queue::new();
+            queue_task(&q, spawned, now);
+            queue_task(&q, ended, now + later);
+            let st = &mut self.st;
+            q.drain(|batch| {
+                assert_eq!(batch.len(), 1, "the end folds into its spawn");
+                apply_all(st, batch);
+            });
         } else {
-            self.send(ev);
-            let now = self.now;
-            self.st
-                .apply(Event::TaskEnded { task, ended_by }, now + later);
+            self.st.apply(spawned, now);
+            self.st.apply(ended, now + later);
         }
         self.tasks.push(MTask {
             conn,
@@ -283,13 +282,18 @@ impl Model {
                 detached,
                 how,
                 later,
+                flags,
+                register,
             } => {
-                let ended_by = END_HOW[how as usize];
+                let registered = register.and_then(|i| pick(&self.announced, i));
                 let by_task = parent.and_then(|t| pick(&self.tasks, t));
-                let who = match by_task {
-                    Some(k) if self.tasks[k].alive => Some((self.tasks[k].conn, self.tasks[k].tag)),
-                    Some(_) => None,
-                    None => pick(&self.conns, conn)
+                let who = match (registered, by_task) {
+                    (Some(k), _) => Some(self.announced.swap_remove(k)),
+                    (None, Some(k)) if self.tasks[k].alive => {
+                        Some((self.tasks[k].conn, self.tasks[k].tag))
+                    }
+                    (None, Some(_)) => None,
+                    (None, None) => pick(&self.conns, conn)
                         .filter(|&k| {
                             let c = &self.conns[k];
                             c.closed_at.is_none() && !c.ignored && !c.tag.is_none()
@@ -297,7 +301,14 @@ impl Model {
                         .map(|k| (k, self.conns[k].tag)),
                 };
                 if let Some((conn, tag)) = who {
-                    self.spawn_ended(conn, tag, detached, ended_by, later);
+                    let info = SpawnInfo {
+                        name: (flags & 1 != 0).then(|| "named".into()),
+                        detached,
+                        blocking: flags & 2 != 0,
+                        wrapped: flags & 4 != 0,
+                        was_pending: registered.is_some(),
+                    };
+                    self.spawn_ended(conn, tag, info, (END_HOW[how as usize], later));
                 }
             }
             Op::Alloc {

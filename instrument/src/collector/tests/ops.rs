@@ -43,6 +43,10 @@ pub(super) enum Op {
         detached: bool,
         how: u8,
         later: u64,
+        /// Bits: named, blocking, wrapped.
+        flags: u8,
+        /// An announced explicit-spawn task registering itself (`was_pending`), when one is.
+        register: Option<usize>,
     },
     /// Code running as an alive task or an open connection allocates.
     Alloc {
@@ -68,9 +72,12 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         1 => i.clone().prop_map(Op::DropUnpolled),
         1 => (i.clone(), any::<bool>()).prop_map(|(conn, detached)| Op::RaceRegister { conn, detached }),
         4 => (i.clone(), 0u8..4).prop_map(|(task, how)| Op::End { task, how }),
-        3 => (i.clone(), proptest::option::of(i.clone()), any::<bool>(), 0u8..4, 0u64..3)
-            .prop_map(|(conn, parent, detached, how, later)| {
-                Op::SpawnEnded { conn, parent, detached, how, later }
+        3 => (
+            (i.clone(), proptest::option::of(i.clone()), any::<bool>()),
+            (0u8..4, 0u64..3, 0u8..8, proptest::option::weighted(0.2, i.clone())),
+        )
+            .prop_map(|((conn, parent, detached), (how, later, flags, register))| {
+                Op::SpawnEnded { conn, parent, detached, how, later, flags, register }
             }),
         3 => (proptest::option::of(i.clone()), i.clone(), 1u64..80)
             .prop_map(|(by_task, conn, bytes)| Op::Alloc { by_task, conn, bytes }),
