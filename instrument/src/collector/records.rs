@@ -146,7 +146,12 @@ impl Ended {
             self.ring.push(t);
         } else if let Some(slot) = self.ring.get_mut(self.next) {
             *slot = t;
-            self.next = (self.next + 1) % self.ring.len();
+            // (A compare, not a division.)
+            self.next = if self.next + 1 == self.ring.len() {
+                0
+            } else {
+                self.next + 1
+            };
         } else {
             return;
         }
