@@ -64,14 +64,14 @@ pub(crate) async fn require_token(
     if bearer(&req).is_some_and(|t| same(t, expected)) {
         return next.run(req).await;
     }
-    if let Some(t) = query_token(&req) {
-        if same(&t, expected) {
-            let pair: String = form_urlencoded::Serializer::new(String::new())
-                .append_pair("token", &t)
-                .finish();
-            req.extensions_mut().insert(TokenQuery(pair));
-            return next.run(req).await;
-        }
+    if let Some(t) = query_token(&req)
+        && same(&t, expected)
+    {
+        let pair: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", &t)
+            .finish();
+        req.extensions_mut().insert(TokenQuery(pair));
+        return next.run(req).await;
     }
     let mut res = (
         StatusCode::UNAUTHORIZED,

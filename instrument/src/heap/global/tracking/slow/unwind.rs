@@ -150,7 +150,7 @@ impl Unwinder {
     ) -> Option<usize> {
         let lo = sp;
         let read = |at: usize| -> Option<usize> {
-            if at < lo || at > hi.checked_sub(8)? || at % 8 != 0 {
+            if at < lo || at > hi.checked_sub(8)? || !at.is_multiple_of(8) {
                 return None;
             }
             // Volatile: the word belongs to a caller's frame, which the compiler knows nothing
