@@ -141,30 +141,36 @@ mod imp {
             before_poll,
             after_poll,
         } = user;
-        b.on_task_spawn(move |m| {
-            on_spawn(m);
-            if let Some(f) = &spawn {
+        // Without a user hook, leakscope's own function is the hook: no closure state to test
+        // on every call.
+        match spawn {
+            None => b.on_task_spawn(on_spawn),
+            Some(f) => b.on_task_spawn(move |m| {
+                on_spawn(m);
                 f(m)
-            }
-        })
-        .on_task_terminate(move |m| {
-            on_terminate(m);
-            if let Some(f) = &terminate {
+            }),
+        };
+        match terminate {
+            None => b.on_task_terminate(on_terminate),
+            Some(f) => b.on_task_terminate(move |m| {
+                on_terminate(m);
                 f(m)
-            }
-        })
-        .on_before_task_poll(move |m| {
-            before_poll_hook(m);
-            if let Some(f) = &before_poll {
+            }),
+        };
+        match before_poll {
+            None => b.on_before_task_poll(before_poll_hook),
+            Some(f) => b.on_before_task_poll(move |m| {
+                before_poll_hook(m);
                 f(m)
-            }
-        })
-        .on_after_task_poll(move |m| {
-            after_poll_hook(m);
-            if let Some(f) = &after_poll {
+            }),
+        };
+        match after_poll {
+            None => b.on_after_task_poll(after_poll_hook),
+            Some(f) => b.on_after_task_poll(move |m| {
+                after_poll_hook(m);
                 f(m)
-            }
-        });
+            }),
+        };
     }
 
     /// Marks the task being polled when its poll panics (chained before the previous hook).
