@@ -49,7 +49,9 @@ impl<T> Queue<T> {
 
     /// Queues `ev` at time `at`; returns how many events wait now.
     pub(super) fn push(&self, ev: T, at: u64) -> usize {
-        self.push_unless(|_| false, || ev, at)
+        // (Not through `push_unless`: its closures cost copies of the event, which is large.)
+        let mut inbox = self.inbox();
+        self.append(&mut inbox, ev, at)
     }
 
     /// Queues the event `make` builds, at time `at`, unless `folded` took it into the last
@@ -68,7 +70,11 @@ impl<T> Queue<T> {
         {
             return inbox.len();
         }
-        let ev = make();
+        self.append(&mut inbox, make(), at)
+    }
+
+    #[inline(always)]
+    fn append(&self, inbox: &mut Vec<(T, u64)>, ev: T, at: u64) -> usize {
         if inbox.len() == inbox.capacity() {
             // The queue's growth is leakscope's memory, never the pushing connection's.
             let _g = crate::tag::untracked();
