@@ -142,35 +142,22 @@ mod imp {
             after_poll,
         } = user;
         // Without a user hook, leakscope's own function is the hook: no closure state to test
-        // on every call.
-        match spawn {
-            None => b.on_task_spawn(on_spawn),
-            Some(f) => b.on_task_spawn(move |m| {
-                on_spawn(m);
-                f(m)
-            }),
-        };
-        match terminate {
-            None => b.on_task_terminate(on_terminate),
-            Some(f) => b.on_task_terminate(move |m| {
-                on_terminate(m);
-                f(m)
-            }),
-        };
-        match before_poll {
-            None => b.on_before_task_poll(before_poll_hook),
-            Some(f) => b.on_before_task_poll(move |m| {
-                before_poll_hook(m);
-                f(m)
-            }),
-        };
-        match after_poll {
-            None => b.on_after_task_poll(after_poll_hook),
-            Some(f) => b.on_after_task_poll(move |m| {
-                after_poll_hook(m);
-                f(m)
-            }),
-        };
+        // on every call (16 instructions per tagged poll, callgrind).
+        macro_rules! hook {
+            ($set:ident, $ours:path, $user:expr) => {
+                match $user {
+                    None => b.$set($ours),
+                    Some(f) => b.$set(move |m| {
+                        $ours(m);
+                        f(m)
+                    }),
+                }
+            };
+        }
+        hook!(on_task_spawn, on_spawn, spawn);
+        hook!(on_task_terminate, on_terminate, terminate);
+        hook!(on_before_task_poll, before_poll_hook, before_poll);
+        hook!(on_after_task_poll, after_poll_hook, after_poll);
     }
 
     /// Marks the task being polled when its poll panics (chained before the previous hook).
