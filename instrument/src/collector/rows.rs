@@ -161,9 +161,10 @@ const RADIX_FROM: usize = 512;
 
 /// Sorts `v` by key, largest first. Rows whose key's first word is 0 (neither an orphan nor
 /// outliving its connection: most rows) come after all others and are ordered by id alone;
-/// the snapshot's copy holds them nearly in id order already (the task map iterates by id:
-/// `records.rs`), a few runs that a merge sort finds and joins in linear passes. The others
-/// are sorted by [`radix_desc`].
+/// the snapshot's copy holds them nearly in id order already (the alive tasks as the task map
+/// iterates them, by id: `records.rs`; then each connection's ended ring, oldest first), runs
+/// that a merge sort finds and joins in linear passes. The others are sorted by
+/// [`radix_desc`].
 pub(super) fn sort_desc(v: &mut Vec<([u64; 2], u32)>) {
     if v.len() < RADIX_FROM {
         v.sort_unstable_by_key(|&(k, _)| Reverse(k));
