@@ -116,11 +116,16 @@ impl Collector {
             // The build script says it too, where cargo shows it; the dashboard shows the
             // mode's limits in every case.
             eprintln!(
-                "leakscope: built without `--cfg tokio_unstable`: explicit-spawn mode, which sees                  only tasks spawned with leakscope::spawn*. Add to .cargo/config.toml:                  [build] rustflags = [\"--cfg\", \"tokio_unstable\"]"
+                "leakscope: built without `--cfg tokio_unstable`: explicit-spawn mode, which sees \
+                 only tasks spawned with leakscope::spawn*. Add to .cargo/config.toml: \
+                 [build] rustflags = [\"--cfg\", \"tokio_unstable\"]"
             );
         }
         let table = slots::init_global(config.max_tracked_connections);
         crate::heap::sample::set_interval(config.sample_bytes);
+        if config.sample_bytes != 0 {
+            crate::heap::prepare_sampling();
+        }
         Collector {
             state: Mutex::new(State::new(config.clone(), table, warnings)),
             tasks: queue::Queue::new(),

@@ -171,6 +171,7 @@ mod tracking {
     }
 
     pub(super) mod slow;
+    pub(crate) use slow::prepare_walk;
     use slow::{alloc_slow, free_slow, unmark};
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
@@ -389,6 +390,9 @@ mod tracking {
         }
     }
 }
+
+#[cfg(feature = "enabled")]
+pub(crate) use tracking::prepare_walk;
 
 /// Safe drivers for the allocator benchmarks (`benches/alloc.rs`), so that no unsafe code
 /// lives outside this module. Not part of the API.

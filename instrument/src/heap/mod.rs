@@ -47,6 +47,16 @@ pub(crate) fn is_tracking() -> bool {
     false
 }
 
+/// Makes allocation sampling's own blocks (the sample table, the walker's rule cache) and
+/// learns the calling thread's stack, when sampling starts: made at the first sample instead,
+/// in the middle of the program's traffic, they would stay above its blocks in the heap (where
+/// they stop freed blocks from rejoining the heap's top, and the heap from shrinking).
+#[cfg(feature = "enabled")]
+pub(crate) fn prepare_sampling() {
+    sample::reserve();
+    global::prepare_walk();
+}
+
 /// Flushes this thread's batched counts (tests; the code flushes by leaving regions).
 #[cfg(all(test, feature = "enabled"))]
 pub(crate) fn flush() {

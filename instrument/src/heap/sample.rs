@@ -60,6 +60,18 @@ pub(crate) fn set_interval(bytes: u64) {
     INTERVAL.store(bytes, Ordering::Relaxed);
 }
 
+/// Samples the table has room for from the start (about 18 KiB).
+const RESERVED: usize = 64;
+
+/// Makes the table now, with room for [`RESERVED`] samples, rather than at the first sample.
+pub(crate) fn reserve() {
+    super::batch::nested(|| {
+        let mut table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+        let map = table.get_or_insert_with(HashMap::new);
+        map.reserve(RESERVED.saturating_sub(map.len()));
+    });
+}
+
 /// The mean sampling interval in bytes (0: off).
 #[inline]
 pub(crate) fn interval() -> u64 {
@@ -142,6 +154,17 @@ pub(crate) fn count() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserve_makes_the_table_with_room_before_any_sample() {
+        reserve();
+        // Read under the lock, asserted after it (a panic allocates, and may sample).
+        let capacity = {
+            let table = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+            table.as_ref().map(HashMap::capacity)
+        };
+        assert!(capacity.is_some_and(|c| c >= RESERVED), "{capacity:?}");
+    }
 
     #[test]
     fn countdowns_average_the_interval() {

@@ -74,6 +74,12 @@ fn with_libgcc(frames: &mut [usize]) -> usize {
 #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
 pub(in crate::heap::global) mod unwind;
 
+/// Makes the sampled walk's own blocks now (the collector's start), not at the first sample.
+pub(crate) fn prepare_walk() {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    unwind::prepare();
+}
+
 /// The free slow path (the header is not the lane's): forgets a sampled block's sample
 /// and counts the free for the owner in the header.
 #[cold]

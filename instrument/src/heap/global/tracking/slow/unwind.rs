@@ -121,15 +121,23 @@ fn own_walk(frames: &mut [usize], wait: bool) -> Option<(usize, Stats)> {
             }
             Err(TryLockError::WouldBlock) => return None,
         };
-        let u = unwinder.get_or_insert_with(|| Unwinder {
-            cache: vec![(0, Rule::Unknown); CACHED].into_boxed_slice(),
-            ctx: UnwindContext::new(),
-            stats: Stats::default(),
-        });
+        let u = unwinder.get_or_insert_with(Unwinder::new);
         u.stats = Stats::default();
         let n = u.walk(ip, sp, fp, hi, frames)?;
         Some((n, u.stats))
     })
+}
+
+/// Makes the walker (its rule cache) and learns this thread's stack now, rather than on the
+/// first sampled allocation: their blocks are then made when sampling starts, not in the middle
+/// of the program's traffic, where they would stay above its blocks in the heap. Off the
+/// allocator path (the collector's start).
+pub(crate) fn prepare() {
+    stack();
+    crate::heap::batch::nested(|| {
+        let mut unwinder = UNWINDER.lock().unwrap_or_else(PoisonError::into_inner);
+        unwinder.get_or_insert_with(Unwinder::new);
+    });
 }
 
 /// Walks handed to libgcc so far.
@@ -138,6 +146,14 @@ pub(crate) fn handed_over() -> u64 {
 }
 
 impl Unwinder {
+    fn new() -> Self {
+        Unwinder {
+            cache: vec![(0, Rule::Unknown); CACHED].into_boxed_slice(),
+            ctx: UnwindContext::new(),
+            stats: Stats::default(),
+        }
+    }
+
     /// From the frame at (`ip`, `sp`, `fp`), its callers' return addresses; `None` where a
     /// rule is unknown (libgcc walks then).
     fn walk(

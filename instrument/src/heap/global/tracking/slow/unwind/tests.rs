@@ -118,3 +118,28 @@ fn a_signal_frame_is_handed_to_libgcc() {
         "a walk through a signal frame is handed over"
     );
 }
+
+#[test]
+fn prepare_makes_the_walker_and_learns_the_threads_stack() {
+    std::thread::spawn(|| {
+        assert_eq!(
+            STACK.with(Cell::get),
+            (0, 0),
+            "a new thread knows no stack yet"
+        );
+        prepare();
+        let (lo, hi) = STACK.with(Cell::get);
+        let here = std::ptr::from_ref(&lo) as usize;
+        assert!(
+            lo <= here && here < hi,
+            "{here:#x} outside [{lo:#x}, {hi:#x})"
+        );
+        let made = {
+            let unwinder = UNWINDER.lock().unwrap_or_else(PoisonError::into_inner);
+            unwinder.as_ref().is_some_and(|u| u.cache.len() == CACHED)
+        };
+        assert!(made);
+    })
+    .join()
+    .unwrap();
+}
