@@ -67,6 +67,10 @@ fn parse() -> Result<Plan, String> {
             "--repeats, --clients and --size must be at least 1, --messages at least 2".into(),
         );
     }
+    if let Some(dir) = &plan.keep {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--keep {}: cannot make the directory: {e}", dir.display()))?;
+    }
     Ok(plan)
 }
 
@@ -117,8 +121,19 @@ async fn one(
         None
     })
     .await
-    .map_err(|_| "the server did not start within 120 s under valgrind")?
-    .ok_or("the server exited before listening")?;
+    .map_err(|_| "the server did not start within 120 s under valgrind")?;
+    let Some(addr) = addr else {
+        // Its own words (and valgrind's) say why.
+        let _ = child.wait().await;
+        let err = err_text.await.unwrap_or_default();
+        let tail: Vec<&str> = err.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "the server {} exited before listening; its stderr ends:\n{}",
+            bin.display(),
+            tail.join("\n")
+        ));
+    };
     let w = Work {
         url: format!("ws://{addr}{route}"),
         ..w.clone()
