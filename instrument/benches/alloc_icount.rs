@@ -2,8 +2,9 @@
 //!
 //! Run with: `cargo xtask bench-alloc` (it runs this under `valgrind --tool=callgrind` at two
 //! iteration counts and divides the difference), or directly:
-//! `alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed> <pairs>` (`unsampled`: tracking
-//! with allocation sampling off). The allocators are called directly and inline into the loop;
+//! `alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed|grow> <pairs>` (`unsampled`:
+//! tracking with allocation sampling off; `grow`: a block grown from 16 B to 64 KiB by doubling,
+//! then freed, per "pair"). The allocators are called directly and inline into the loop;
 //! a program reaches its `#[global_allocator]` through `__rust_alloc` and `__rust_dealloc`,
 //! which add a call, and for `TrackingAlloc` a saved register (`docs/benchmarks.md` counts
 //! them in the echo server's binary).
@@ -28,7 +29,9 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     if args.len() != 3 {
-        eprintln!("usage: alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed> <pairs>");
+        eprintln!(
+            "usage: alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed|grow> <pairs>"
+        );
         std::process::exit(2);
     }
     let sizes: &[usize] = match args[1].as_str() {
@@ -39,6 +42,8 @@ fn main() {
         "64B" => &[64; 16],
         "1KiB" => &[1024; 16],
         "mixed" => &MIXED,
+        // One "pair" is a block grown from 16 B to 64 KiB by doubling (12 reallocs) and freed.
+        "grow" => &[],
         other => {
             eprintln!("unknown size {other:?}");
             std::process::exit(2)
@@ -70,7 +75,15 @@ fn main() {
     // call path in the longer run only reads that path's unwind rules there: 0.4 instructions
     // per 16 B pair in one run.)
     conn.in_scope(|| {
-        if tracking {
+        if layouts.is_empty() {
+            for _ in 0..WARMUP / 100 + n {
+                if tracking {
+                    black_box(alloc_bench::grow(&TRACKING, 16, 65536));
+                } else {
+                    black_box(alloc_bench::grow(&System, 16, 65536));
+                }
+            }
+        } else if tracking {
             run(&layouts, WARMUP + n, |l| alloc_bench::pair(&TRACKING, l));
         } else {
             run(&layouts, WARMUP + n, |l| alloc_bench::pair(&System, l));
