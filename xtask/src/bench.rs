@@ -246,7 +246,8 @@ fn icount_table(bin: &Path) -> Result<(), String> {
         "\n| case | System instr/pair | TrackingAlloc, sampling on | extra | sampling off | extra |"
     );
     println!("|---|---|---|---|---|---|");
-    for size in ["16B", "64B", "1KiB", "mixed"] {
+    // `grow`: per growth of a block from 16 B to 64 KiB by doubling (12 reallocs), then freed.
+    for size in ["16B", "64B", "1KiB", "mixed", "grow"] {
         let per = |alloc| -> Result<f64, String> {
             let (long, short) = (
                 instructions(bin, alloc, size, 200_000)?,
