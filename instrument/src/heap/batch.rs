@@ -162,44 +162,6 @@ impl Cache {
         self.count(owner, size, false);
     }
 
-    /// A block of `owner` moved from `old` to `new` bytes (realloc).
-    #[inline]
-    pub(super) fn on_move(&self, owner: Tag, old: u64, new: u64) {
-        let budget = self.budget.get();
-        if owner.to_bits() == self.lane.get() && new < budget {
-            // The lane's allocated bytes are what left its budget.
-            self.budget.set(budget - new);
-            self.lane_alloc_blocks.set(self.lane_alloc_blocks.get() + 1);
-            self.lane_free_bytes.set(self.lane_free_bytes.get() + old);
-            self.lane_free_blocks.set(self.lane_free_blocks.get() + 1);
-        } else {
-            self.move_slow(owner, old, new);
-        }
-    }
-
-    /// [`Cache::on_move`] for a block that is not the lane's, or larger than what is left of
-    /// its budget. The lane's block is counted in the lane, which then closes (its bytes count
-    /// down the sampling countdown) and reopens with a new budget, as an allocation's slow path
-    /// does: without that, every later move of the lane's blocks would come here until the
-    /// next allocation. A move is never sampled itself; a countdown it ends samples the next
-    /// allocation.
-    #[cold]
-    #[inline(never)]
-    fn move_slow(&self, owner: Tag, old: u64, new: u64) {
-        if owner.to_bits() == self.lane.get() {
-            // Wraps below zero: `close_lane` takes `armed - budget` as the lane's bytes.
-            self.budget.set(self.budget.get().wrapping_sub(new));
-            self.lane_alloc_blocks.set(self.lane_alloc_blocks.get() + 1);
-            self.lane_free_bytes.set(self.lane_free_bytes.get() + old);
-            self.lane_free_blocks.set(self.lane_free_blocks.get() + 1);
-            self.close_lane(0);
-            self.open_lane();
-        } else {
-            self.count(owner, old, false);
-            self.count(owner, new, true);
-        }
-    }
-
     /// Counts one block into the cache (inside a region) or straight to the counters.
     fn count(&self, tag: Tag, bytes: u64, alloc: bool) {
         let one = Delta::one(bytes, alloc);
@@ -415,5 +377,6 @@ pub(crate) fn flush() {
     });
 }
 
+mod moves;
 #[cfg(test)]
 mod tests;

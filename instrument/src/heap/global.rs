@@ -107,7 +107,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TrackingAlloc<A> {
 }
 
 #[cfg(feature = "enabled")]
-mod tracking {
+pub(super) mod tracking {
     use std::alloc::{GlobalAlloc, Layout};
 
     use super::TrackingAlloc;
@@ -170,8 +170,7 @@ mod tracking {
         }
     }
 
-    pub(super) mod slow;
-    pub(crate) use slow::prepare_walk;
+    pub(in crate::heap) mod slow;
     use slow::{alloc_slow, free_slow, unmark};
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
@@ -390,9 +389,6 @@ mod tracking {
         }
     }
 }
-
-#[cfg(feature = "enabled")]
-pub(crate) use tracking::prepare_walk;
 
 /// Safe drivers for the allocator benchmarks (`benches/alloc.rs`), so that no unsafe code
 /// lives outside this module. Not part of the API.

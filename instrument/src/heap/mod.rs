@@ -54,7 +54,7 @@ pub(crate) fn is_tracking() -> bool {
 #[cfg(feature = "enabled")]
 pub(crate) fn prepare_sampling() {
     sample::reserve();
-    global::prepare_walk();
+    global::tracking::slow::prepare_walk();
 }
 
 /// Flushes this thread's batched counts (tests; the code flushes by leaving regions).
