@@ -134,9 +134,17 @@ fn own_walk(frames: &mut [usize], wait: bool) -> Option<(usize, Stats)> {
 /// allocator path (the collector's start).
 pub(crate) fn prepare() {
     stack();
+    // As a walk, it never waits for the walker's lock (see `own_walk`): if another thread
+    // holds it, that thread makes the walker.
     crate::heap::batch::nested(|| {
-        let mut unwinder = UNWINDER.lock().unwrap_or_else(PoisonError::into_inner);
-        unwinder.get_or_insert_with(Unwinder::new);
+        let unwinder = match UNWINDER.try_lock() {
+            Ok(u) => Some(u),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut u) = unwinder {
+            u.get_or_insert_with(Unwinder::new);
+        }
     });
 }
 
