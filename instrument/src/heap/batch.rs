@@ -125,6 +125,15 @@ impl Cache {
         } else {
             Tag::NONE
         };
+        let sample = self.draw(outermost);
+        self.count(owner, size, true);
+        self.open_lane();
+        (owner, sample)
+    }
+
+    /// After the lane closed: if the sampling countdown ran out, draws the next one and says
+    /// whether the block that ended it is sampled (not the thread's first draw, not nested).
+    fn draw(&self, outermost: bool) -> bool {
         let mut left = self.sample_left.get();
         let mut sample = false;
         if left <= 0 {
@@ -139,9 +148,7 @@ impl Cache {
             sample = !first && outermost && super::sample::interval() != 0;
         }
         self.sample_left.set(left);
-        self.count(owner, size, true);
-        self.open_lane();
-        (owner, sample)
+        sample
     }
 
     /// The fast path of a free of `size` bytes whose header is `bits`: whether it was counted.

@@ -171,7 +171,7 @@ pub(super) mod tracking {
     }
 
     pub(in crate::heap) mod slow;
-    use slow::{alloc_slow, free_slow, unmark};
+    use slow::{alloc_slow, free_slow, settle_moved, unmark};
 
     impl<A: GlobalAlloc> TrackingAlloc<A> {
         /// Runs one call of the inner allocator; inside a nested section if it may allocate
@@ -372,18 +372,17 @@ pub(super) mod tracking {
                 return moved;
             }
             let (old, new) = (layout.size() as u64, new_size as u64);
-            if batch::with(|c| c.on_move(owner, old, new)).is_none() {
+            let sample = batch::with(|c| c.on_move(owner, old, new)).unwrap_or_else(|| {
                 batch::direct(owner, old, false);
                 batch::direct(owner, new, true);
-            }
+                false
+            });
             // SAFETY: the block at `moved` has the new inner layout, so `offset` bytes in is
             // the user pointer (same offset: same alignment).
             let user = unsafe { moved.add(offset) };
-            if (bits as i64) < 0 {
-                // The moved block carries the old block's copied mark, which goes.
-                // SAFETY: the 8 bytes before `user` are the moved block's header (inside the
-                // block and 8-aligned, as in `finish`).
-                unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(false)) };
+            if (bits as i64) < 0 || sample {
+                // SAFETY: `user` is the moved block's, its header the 8 bytes before it.
+                unsafe { settle_moved(user, bits, owner, sample.then_some(new)) };
             }
             user
         }

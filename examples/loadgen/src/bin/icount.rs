@@ -123,13 +123,19 @@ async fn one(
     .await
     .map_err(|_| "the server did not start within 120 s under valgrind")?;
     let Some(addr) = addr else {
-        // Its own words (and valgrind's) say why.
-        let _ = child.wait().await;
-        let err = err_text.await.unwrap_or_default();
+        // Its own words (and valgrind's) say why. It may still run (its output closed, or was
+        // not text): stopped first, so that neither wait can hang.
+        let _ = child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        let err = tokio::time::timeout(Duration::from_secs(30), err_text)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         let tail: Vec<&str> = err.lines().rev().take(30).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(format!(
-            "the server {} exited before listening; its stderr ends:\n{}",
+            "the server {} stopped before saying where it listens; its stderr ends:\n{}",
             bin.display(),
             tail.join("\n")
         ));

@@ -89,6 +89,25 @@ fn a_realloc_that_exhausts_the_lane_reopens_it() {
     assert_eq!((r.alloc_bytes, r.free_bytes), (16 + big + 8, 16));
 }
 
+#[test]
+fn a_move_that_ends_the_countdown_is_sampled_and_draws_the_next() {
+    let t = slots::test_tag(12, 1);
+    let c = Cache::new();
+    c.rng.set(0x2545_f491_4f6c_dd1d); // not the thread's first draw
+    c.sample_left.set(1000);
+    let prev = c.enter_scope(t);
+    assert_eq!(c.alloc_fast(16), Some(t.to_bits()));
+    assert!(!c.on_move(t, 16, 100), "within the countdown: not sampled");
+    assert!(c.on_move(t, 100, 5000), "past it: sampled");
+    assert!(c.sample_left.get() > 0, "the next countdown is drawn");
+    assert_eq!(c.budget.get(), c.armed.get());
+    assert!(c.budget.get() > 0, "the lane is open with a budget");
+    c.leave_scope(prev);
+    let r = slots::global().read(t);
+    assert_eq!((r.alloc_blocks, r.free_blocks), (3, 2));
+    assert_eq!((r.alloc_bytes, r.free_bytes), (16 + 100 + 5000, 16 + 100));
+}
+
 /// One step of the model test.
 #[derive(Debug, Clone)]
 enum Op {
@@ -171,7 +190,8 @@ proptest! {
                 Op::Move(i, new) if !live.is_empty() => {
                     let i = i % live.len();
                     let (owner, old) = live[i];
-                    c.on_move(owner, old, new);
+                    let sample = c.on_move(owner, old, new);
+                    prop_assert!(!sample || nests.is_empty(), "sampled while nested");
                     live[i].1 = new;
                     let m = model.entry(owner).or_default();
                     m.free_bytes += old;

@@ -295,9 +295,24 @@ fn a_sampled_block_is_marked_recorded_and_forgotten_on_free_and_realloc() {
             let mine = || sample::live(|owner| owner == t).len();
             assert_eq!(mine(), 1, "recorded with its owner");
             let q = A.realloc(p, layout, 4096);
-            assert_eq!(mine(), 0, "a moved block's sample is forgotten");
+            // The old block's sample is forgotten; the move ends the countdown (every byte
+            // samples), so the moved block is sampled itself, and marked.
+            let sizes = || -> Vec<u64> {
+                let live = sample::live(|owner| owner == t);
+                live.iter().map(|s| s.size).collect()
+            };
+            assert_eq!(
+                sizes(),
+                [4096],
+                "the moved block's sample, not the old one's"
+            );
             let big = Layout::from_size_align(4096, 8).unwrap();
             A.dealloc(q, big);
+            assert_eq!(
+                mine(),
+                0,
+                "the moved block's mark forgets its sample on free"
+            );
             let r = A.alloc(layout);
             assert_eq!(mine(), 1);
             A.dealloc(r, layout);

@@ -29,6 +29,26 @@ pub(super) unsafe fn alloc_slow(base: *mut u8, offset: usize, size: u64) -> *mut
     user
 }
 
+/// After a realloc, whose block carries the old block's header, copied: a copied mark goes
+/// (the old block's sample was forgotten before the move), and the moved block is sampled
+/// (`Some(its size)`) when its move ended the sampling countdown.
+///
+/// # Safety
+/// `user` is a live block's user pointer, its 8-byte header right before it.
+#[cold]
+#[inline(never)]
+pub(super) unsafe fn settle_moved(user: *mut u8, bits: u64, owner: Tag, sample: Option<u64>) {
+    if (bits as i64) < 0 {
+        // SAFETY: per the contract, the header is the 8 aligned bytes before `user`.
+        unsafe { user.sub(HEADER).cast::<u64>().write(owner.header(false)) };
+    }
+    if let Some(size) = sample {
+        // The guarded slow path, as an allocation's.
+        // SAFETY: per the contract.
+        batch::nested(|| unsafe { record(user, size, owner) });
+    }
+}
+
 /// Records the sample of the block at `user` (its owner, size and call stack) and marks
 /// its header.
 ///

@@ -136,16 +136,19 @@ pub(crate) fn prepare() {
     stack();
     // As a walk, it never waits for the walker's lock (see `own_walk`): if another thread
     // holds it, that thread makes the walker.
-    crate::heap::batch::nested(|| {
-        let unwinder = match UNWINDER.try_lock() {
-            Ok(u) => Some(u),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        };
-        if let Some(mut u) = unwinder {
-            u.get_or_insert_with(Unwinder::new);
-        }
-    });
+    crate::heap::batch::nested(|| make_in(&UNWINDER));
+}
+
+/// Makes the walker in `slot` unless it is made, or busy.
+fn make_in(slot: &Mutex<Option<Unwinder>>) {
+    let unwinder = match slot.try_lock() {
+        Ok(u) => Some(u),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    if let Some(mut u) = unwinder {
+        u.get_or_insert_with(Unwinder::new);
+    }
 }
 
 /// Walks handed to libgcc so far.
