@@ -2,7 +2,9 @@
 //!
 //! Sampling is geometric by bytes, as jemalloc's `lg_prof_sample` and dial9 do: each thread
 //! counts down a random number of bytes (mean [`interval`], `LEAKSCOPE_SAMPLE_BYTES`, 512 KiB
-//! by default) and samples the allocation that crosses zero. A sampled block carries a mark in
+//! by default) and samples the allocation that crosses zero (a realloc of a block of the
+//! thread's current tag counts its new size, and is sampled when it crosses zero; a realloc of
+//! another tag's block is not counted down). A sampled block carries a mark in
 //! its header; its sample (owner tag, size, up to [`DEPTH`] return addresses) lives in a
 //! bounded table until the block is freed. Recording and forgetting are the allocator's
 //! explicit, guarded slow path: they lock this table and may allocate, inside the allocator's
