@@ -132,8 +132,8 @@ async fn one(
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        let tail: Vec<&str> = err.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = err.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(30)..];
         return Err(format!(
             "the server {} stopped before saying where it listens; its stderr ends:\n{}",
             bin.display(),
