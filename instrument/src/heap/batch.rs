@@ -68,6 +68,10 @@ pub(super) struct Cache {
     rng: Cell<u64>,
     /// The tag of the code running on this thread (see `crate::tag`).
     current: Cell<Tag>,
+    /// The task the poll hooks are polling here, and a task whose poll panicked here (0:
+    /// none): the poll's hand-offs, kept here so that a hook computes one thread-local address.
+    polling: Cell<u64>,
+    panicked: Cell<u64>,
 }
 
 const ZERO: Delta = Delta {
@@ -95,6 +99,8 @@ impl Cache {
             sample_left: Cell::new(0),
             rng: Cell::new(0),
             current: Cell::new(Tag::NONE),
+            polling: Cell::new(0),
+            panicked: Cell::new(0),
         }
     }
 
@@ -259,6 +265,12 @@ impl Cache {
         if self.regions.get() == 0 || self.depth.get() != 0 {
             return;
         }
+        self.arm_lane();
+    }
+
+    /// Opens the lane for the current tag, with the budget the sampling countdown allows.
+    #[inline(always)]
+    fn arm_lane(&self) {
         let budget = self.sample_left.get().clamp(0, FLUSH_BYTES as i64) as u64;
         self.budget.set(budget);
         self.armed.set(budget);
@@ -385,5 +397,9 @@ pub(crate) fn flush() {
 }
 
 mod moves;
+mod poll;
+pub(crate) use poll::{
+    enter_poll, leave_poll, mark_panicked_poll, polling, set_polling, take_panicked,
+};
 #[cfg(test)]
 mod tests;

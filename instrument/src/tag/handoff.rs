@@ -1,6 +1,7 @@
 //! Every per-thread hand-off of the tag step, in one place. Each is a `const`-initialised,
 //! destructor-free thread-local read and written only on its own thread (the current tag
-//! itself lives in `heap::batch`, for the allocator):
+//! itself lives in `heap::batch`, for the allocator, and so do the two hand-offs every poll
+//! writes, so that each poll hook computes one thread-local address):
 //!
 //! - **polling**: the task the poll hooks are polling on this thread (0 outside a poll);
 //! - **panicked**: a task whose poll panicked here (set by the panic hook, or by a wrapped task
@@ -14,21 +15,10 @@
 use std::cell::{Cell, RefCell};
 
 use crate::collector::SpawnInfo;
+use crate::heap::batch;
 use crate::ids::{Tag, TaskId};
 
-/// The two hand-offs every poll writes, in one thread-local (one address per hook).
-struct Poll {
-    polling: Cell<u64>,
-    panicked: Cell<u64>,
-}
-
 thread_local! {
-    static POLL: Poll = const {
-        Poll {
-            polling: Cell::new(0),
-            panicked: Cell::new(0),
-        }
-    };
     static DROPPED_EARLY: Cell<u64> = const { Cell::new(0) };
     static PENDING: RefCell<Option<SpawnInfo>> = const { RefCell::new(None) };
     static ACCEPTED: Cell<(u64, Tag)> = const { Cell::new((0, Tag::NONE)) };
@@ -45,27 +35,25 @@ fn task(raw: u64) -> Option<TaskId> {
 /// The task the poll hooks are polling on this thread, if any.
 #[inline]
 pub(crate) fn polling() -> Option<TaskId> {
-    task(POLL.try_with(|p| p.polling.get()).unwrap_or(0))
+    task(batch::polling())
 }
 
-/// Set by the before-poll hook (`Some`) and the after-poll hook (`None`); a new poll forgets
-/// an earlier poll's panic.
+/// Set by the before-poll hook (`Some`, through `batch::enter_poll`) and the after-poll hook
+/// (`None`, `batch::leave_poll`), here by a blocking task's span; a new poll forgets an
+/// earlier poll's panic.
 #[inline]
 pub(crate) fn set_polling(t: Option<TaskId>) {
-    let _ = POLL.try_with(|p| {
-        p.polling.set(raw(t));
-        p.panicked.set(0);
-    });
+    batch::set_polling(raw(t));
 }
 
 /// The task being polled here panicked.
 pub(crate) fn mark_panicked_poll() {
-    let _ = POLL.try_with(|p| p.panicked.set(p.polling.get()));
+    batch::mark_panicked_poll();
 }
 
 /// The task whose poll panicked here, taken.
 pub(crate) fn take_panicked() -> Option<TaskId> {
-    task(POLL.try_with(|p| p.panicked.replace(0)).unwrap_or(0))
+    task(batch::take_panicked())
 }
 
 /// A wrapped task was dropped before completing.

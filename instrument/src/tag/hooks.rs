@@ -128,7 +128,7 @@ mod imp {
     use super::UserHooks;
     use crate::collector::{self, Event};
     use crate::heap::batch;
-    use crate::ids::{Tag, TaskId};
+    use crate::ids::TaskId;
     use crate::snapshot::EndedBy;
     use crate::tag::{self, handoff, task_table};
 
@@ -223,15 +223,14 @@ mod imp {
     fn before_poll_hook(m: &TaskMeta<'_>) {
         let id = TaskId::of(m.id());
         // The poll is an allocator region: counts are batched and flushed by the after-poll
-        // hook, so the counters lag by at most one poll.
-        handoff::set_polling(Some(id));
-        batch::enter_scope(task_table::poll(id, crate::clock::coarse_ms()));
+        // hook, so the counters lag by at most one poll. (It also records the task being
+        // polled, for the terminate hook.)
+        batch::enter_poll(id.0, task_table::poll(id, crate::clock::coarse_ms()));
     }
 
     #[inline]
     fn after_poll_hook(_m: &TaskMeta<'_>) {
-        // Leaving the poll's region flushes its batched counts.
-        batch::leave_scope(Tag::NONE);
-        handoff::set_polling(None);
+        // Leaving the poll's region flushes its batched counts; the thread's tag is none.
+        batch::leave_poll();
     }
 }

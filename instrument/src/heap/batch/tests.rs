@@ -113,6 +113,9 @@ fn a_move_that_ends_the_countdown_is_sampled_and_draws_the_next() {
 enum Op {
     /// Enter a region as tag k (0: none).
     Enter(usize),
+    /// Enter a task poll's region as tag k (the poll hooks' path).
+    Poll(usize),
+    /// Leave the innermost region (a poll's as the after-poll hook does).
     Leave,
     /// Set the current tag to k without a region.
     Set(usize),
@@ -128,7 +131,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..4usize).prop_map(Op::Enter),
-        2 => Just(Op::Leave),
+        2 => (0..4usize).prop_map(Op::Poll),
+        3 => Just(Op::Leave),
         1 => (0..4usize).prop_map(Op::Set),
         6 => prop_oneof![1..64u64, 1..300_000u64].prop_map(Op::Alloc),
         5 => any::<usize>().prop_map(Op::Free),
@@ -155,12 +159,25 @@ proptest! {
         let c = Cache::new();
         let mut model: HashMap<Tag, Delta> = HashMap::new();
         let mut live: Vec<(Tag, u64)> = Vec::new();
-        let mut scopes: Vec<Tag> = Vec::new();
+        // The tag each region restores; `None` for a poll's (the after-poll hook leaves none).
+        let mut scopes: Vec<Option<Tag>> = Vec::new();
         let mut nests: Vec<u32> = Vec::new();
         for op in ops {
             match op {
-                Op::Enter(k) => scopes.push(c.enter_scope(tags[k])),
-                Op::Leave => if let Some(p) = scopes.pop() { c.leave_scope(p) },
+                Op::Enter(k) => scopes.push(Some(c.enter_scope(tags[k]))),
+                Op::Poll(k) => {
+                    c.enter_poll(7, tags[k]);
+                    scopes.push(None);
+                    prop_assert_eq!((c.current.get(), c.polling.get()), (tags[k], 7));
+                }
+                Op::Leave => match scopes.pop() {
+                    Some(Some(p)) => c.leave_scope(p),
+                    Some(None) => {
+                        c.leave_poll();
+                        prop_assert_eq!((c.current.get(), c.polling.get()), (Tag::NONE, 0));
+                    }
+                    None => {}
+                },
                 Op::Set(k) => { c.replace_current(tags[k]); }
                 Op::Alloc(size) => {
                     let owner = match c.alloc_fast(size) {
@@ -203,6 +220,11 @@ proptest! {
                 Op::Nest => nests.push(c.enter_nested()),
                 Op::Unnest => if let Some(d) = nests.pop() { c.leave_nested(d) },
             }
+            if scopes.is_empty() {
+                // What `enter_poll`'s short path relies on: outside every region the lane is
+                // closed, with nothing armed.
+                prop_assert_eq!((c.lane.get(), c.budget.get(), c.armed.get()), (CLOSED, 0, 0));
+            }
             let held = held(&c);
             for (k, &t) in tags.iter().enumerate().skip(1) {
                 let now = slots::global().read(t);
@@ -224,7 +246,10 @@ proptest! {
             c.leave_nested(d);
         }
         while let Some(p) = scopes.pop() {
-            c.leave_scope(p);
+            match p {
+                Some(p) => c.leave_scope(p),
+                None => c.leave_poll(),
+            }
         }
         prop_assert!(held(&c).values().all(|d| *d == Delta::default()));
     }
