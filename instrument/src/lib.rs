@@ -23,6 +23,7 @@
 #[cfg(feature = "enabled")]
 mod collector;
 mod heap;
+mod peer;
 mod show;
 mod snapshot;
 mod tag;

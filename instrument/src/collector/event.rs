@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::ids::{ConnId, Site, Tag, TaskId};
+use crate::peer::Peer;
 use crate::snapshot::EndedBy;
 use crate::wrap::watch::ReadWatch;
 
@@ -26,7 +27,7 @@ pub(crate) enum Event {
     /// A connection opened; answered with [`Applied::Opened`].
     Opened {
         label: Arc<str>,
-        peer: Option<Arc<str>>,
+        peer: Option<Peer>,
         /// The tokio runtime whose code opened it, when known (`Verify` marks).
         runtime: Option<u64>,
         /// Its socket's reads, as the wrappers will see them.

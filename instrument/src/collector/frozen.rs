@@ -9,6 +9,7 @@ use super::state::{Class, Conn, Counters, State, Task};
 use super::verdicts::Judged;
 use crate::heap::slots::SlotTable;
 use crate::ids::{ConnId, Site, Tag, TaskId};
+use crate::peer::Peer;
 use crate::snapshot::EndedBy;
 
 /// A connection, copied.
@@ -91,7 +92,8 @@ fn conn_row(c: &Conn) -> ConnRow {
         id: c.id.0,
         tag: c.tag,
         label: c.label.clone(),
-        peer: c.peer.clone(),
+        // (An address is formatted here, once: the first snapshot that shows it.)
+        peer: c.peer.as_ref().map(Peer::text),
         runtime: c.runtime,
         opened_at_ms: c.opened_at_ms,
         closed_at_ms: c.closed_at_ms,

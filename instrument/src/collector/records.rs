@@ -5,6 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::ids::{ConnId, Site, Tag, TaskId};
+use crate::peer::Peer;
 use crate::snapshot::EndedBy;
 use crate::wrap::watch::ReadWatch;
 
@@ -61,7 +62,7 @@ pub(crate) struct Conn {
     pub id: ConnId,
     pub tag: Tag,
     pub label: Arc<str>,
-    pub peer: Option<Arc<str>>,
+    pub peer: Option<Peer>,
     pub runtime: Option<u64>,
     pub opened_at_ms: u64,
     pub closed_at_ms: Option<u64>,

@@ -18,6 +18,7 @@ use super::sites::Sites;
 use crate::config::Config;
 use crate::heap::slots::{FIRST_CONN_SLOT, SlotTable};
 use crate::ids::{ConnId, Tag, TaskId};
+use crate::peer::Peer;
 
 pub(crate) struct State {
     pub cfg: Config,
@@ -119,7 +120,7 @@ impl State {
             }
             Event::PeerSet { id, peer } => {
                 if let Some(c) = self.conns.get_mut(&id) {
-                    c.peer = Some(peer);
+                    c.peer = Some(Peer::Text(peer));
                 }
             }
             Event::Ignored { id } => self.ignore(id),
@@ -154,7 +155,7 @@ impl State {
     fn open(
         &mut self,
         label: Arc<str>,
-        peer: Option<Arc<str>>,
+        peer: Option<Peer>,
         runtime: Option<u64>,
         now: u64,
     ) -> (ConnId, Tag) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::backend::{self, Inner};
+use crate::peer::Peer;
 
 /// A handle to one tracked connection. Cheap to clone.
 ///
@@ -33,7 +34,15 @@ impl Connection {
     /// Opens a connection labelled `label` (a route, a listener name) with an optional peer.
     pub fn open(label: &str, peer: Option<String>) -> Connection {
         Connection {
-            inner: backend::open(label, peer),
+            inner: backend::open(label, peer.map(Peer::from)),
+        }
+    }
+
+    /// [`Connection::open`] with the peer's address, formatted only if something shows it.
+    #[cfg_attr(not(all(feature = "enabled", feature = "axum")), allow(dead_code))]
+    pub(crate) fn open_addr(label: &str, peer: Option<std::net::SocketAddr>) -> Connection {
+        Connection {
+            inner: backend::open(label, peer.map(Peer::addr)),
         }
     }
 

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::peer::Peer;
+
 /// Uninhabited: no value exists, so every method below is unreachable.
 pub(crate) enum Inner {}
 
-pub(crate) fn open(_label: &str, _peer: Option<String>) -> Option<Arc<Inner>> {
+pub(crate) fn open(_label: &str, _peer: Option<Peer>) -> Option<Arc<Inner>> {
     None
 }
 

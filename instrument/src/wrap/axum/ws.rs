@@ -19,7 +19,8 @@ use crate::{Connection, tag};
 pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     inner: ws::WebSocketUpgrade<F>,
     label: String,
-    peer: Option<String>,
+    /// Formatted only if the dashboard or a report shows it (see `crate::peer`).
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade<DefaultOnFailedUpgrade> {
@@ -34,7 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade<DefaultOnFailedUpg
         let peer = parts
             .extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.to_string());
+            .map(|c| c.0);
         Ok(WebSocketUpgrade { inner, label, peer })
     }
 }
@@ -101,7 +102,7 @@ impl<F> WebSocketUpgrade<F> {
                 conn.set_label(&self.label);
                 conn
             }
-            None => Connection::open(&self.label, self.peer),
+            None => Connection::open_addr(&self.label, self.peer),
         };
         let for_socket = conn.clone();
         let _tag = tag::enter(conn.tag());
