@@ -138,7 +138,7 @@ pub(crate) fn bench_alloc(rest: &[String]) -> Result<(), String> {
         eprintln!("(valgrind not installed: no instruction counts)");
         return Ok(());
     }
-    icount_table(&icount_binary(&target)?)
+    icount_table(&bench_binary(&target, "alloc_icount")?)
 }
 
 /// Runs the criterion bench and prints its medians as ratios against `System`.
@@ -193,8 +193,8 @@ fn criterion_table(target: &Path, rest: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the callgrind driver and finds its binary.
-fn icount_binary(target: &Path) -> Result<std::path::PathBuf, String> {
+/// Builds leakscope's benchmark `name` (with `enabled`) and finds its binary.
+pub(crate) fn bench_binary(target: &Path, name: &str) -> Result<std::path::PathBuf, String> {
     cargo(
         &[
             "bench",
@@ -203,7 +203,7 @@ fn icount_binary(target: &Path) -> Result<std::path::PathBuf, String> {
             "--features",
             "enabled",
             "--bench",
-            "alloc_icount",
+            name,
             "--no-run",
         ],
         &[],
@@ -215,10 +215,11 @@ fn icount_binary(target: &Path) -> Result<std::path::PathBuf, String> {
         .map(|e| e.path())
         .filter(|p| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with("alloc_icount-") && !n.ends_with(".d")
+            n.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('-') && !rest.ends_with(".d"))
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .ok_or_else(|| "alloc_icount binary not found".to_owned())
+        .ok_or_else(|| format!("the {name} benchmark's binary was not found"))
 }
 
 /// Instructions callgrind counts for `pairs` alloc+free pairs.

@@ -7,12 +7,15 @@
 //! - `bench` — the load-generator benchmark (see docs/benchmarks.md).
 //! - `bench-alloc` — the allocator benchmarks, with median ratios against `System` (and
 //!   callgrind instruction counts when valgrind is installed).
+//! - `bench-hooks` — instructions per tagged spawn+await and per tagged poll, hooks off and on
+//!   (callgrind).
 //! - `churn` — the churn benchmark: leaky-chat under >= 1,000 closes/s with leaks mixed in,
 //!   checked from the snapshot (every leak flagged, no clean one, totals exact).
 //! - `tidy`  — the repository's own rules, checked (see `tidy.rs`).
 //! - `miri`  — the allocator's unit tests under Miri, if a nightly toolchain with Miri exists.
 
 mod bench;
+mod bench_hooks;
 mod churn;
 mod ci;
 mod miri;
@@ -44,6 +47,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "bench-alloc",
         "allocator ratios (criterion) and instructions per pair (callgrind)",
+    ),
+    (
+        "bench-hooks",
+        "instructions per tagged spawn+await and per poll, hooks off / on (callgrind) [--repeats N]",
     ),
     (
         "churn",
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         "demo" => ci::demo(rest),
         "bench" => bench::bench(rest),
         "bench-alloc" => bench::bench_alloc(rest),
+        "bench-hooks" => bench_hooks::bench_hooks(rest),
         "churn" => churn::churn(rest),
         "miri" => miri::miri(),
         "help" | "-h" | "--help" => {

@@ -91,6 +91,33 @@ pub fn memset_self(annotate: &str) -> u64 {
         .sum()
 }
 
+/// The function leakscope's clock thread runs (`instrument/src/clock.rs`), and the tick it calls
+/// every 10 ms, which applies waiting task events: work that is the messages', kept in.
+const CLOCK_THREAD: &str = "leakscope::clock::coarse::start::{{closure}}";
+const TICK_WORK: &str = "leakscope::collector::drain_waiting";
+
+/// The clock thread's own instructions, from `callgrind_annotate --inclusive=yes --auto=no`:
+/// everything its closure did (every source file's line of it: inlined code is listed per
+/// file), less the waiting task events it applied. It wakes every 10 ms of wall-clock time,
+/// so per message it weighs as much more than on a real CPU as callgrind is slower (about 50
+/// times): a cost per second, not per message.
+pub fn clock_thread_own(annotate_inclusive: &str) -> u64 {
+    let sum = |name: &str| -> u64 {
+        annotate_inclusive
+            .lines()
+            .filter(|l| {
+                !l.contains("=>")
+                    && l.trim_end()
+                        .split(' ')
+                        .any(|w| w.ends_with(&format!(":{name}")))
+            })
+            .filter_map(|l| l.split_whitespace().next())
+            .filter_map(|n| n.replace(',', "").parse::<u64>().ok())
+            .sum()
+    };
+    sum(CLOCK_THREAD).saturating_sub(sum(TICK_WORK))
+}
+
 /// Instructions per message from a short and a long run.
 pub fn per_message(short: (u64, u64), long: (u64, u64)) -> Option<f64> {
     let (di, dm) = (long.0.checked_sub(short.0)?, long.1.checked_sub(short.1)?);
@@ -111,6 +138,13 @@ mod tests {
                         796,253 ( 0.16%)  ./string/memmove-vec-unaligned-erms.S:__memcpy_avx_unaligned_erms [/usr/lib/x86_64-linux-gnu/libc.so.6]\n\
                         488 ( 0.00%)  ./string/memset-vec-unaligned-erms.S:memset [/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2]\n";
         assert_eq!(memset_self(annotate), 471_374_814);
+        let inclusive = "    270,019 ( 0.03%)  /work/main/instrument/src/clock.rs:leakscope::clock::coarse::start::{{closure}} [/tmp/echo-server-b]\n\
+                           6,822 ( 0.00%)  /work/main/instrument/src/clock.rs:leakscope::clock::coarse::start [/tmp/echo-server-b]\n\
+                           5,005 ( 0.00%)  /rustc/x/library/core/src/time.rs:leakscope::clock::coarse::start::{{closure}}\n\
+                          58,730 ( 0.01%)  /work/main/instrument/src/collector/mod.rs:leakscope::collector::drain_waiting [/tmp/echo-server-b]\n\
+                           6,822 ( 0.00%)  => /work/main/instrument/src/clock.rs:leakscope::clock::coarse::start::{{closure}} (1x)\n";
+        assert_eq!(clock_thread_own(inclusive), 270_019 + 5_005 - 58_730);
+        assert_eq!(clock_thread_own("no clock thread"), 0);
         assert_eq!(per_message((1_000, 10), (3_000, 30)), Some(100.0));
         assert_eq!(per_message((3_000, 30), (1_000, 10)), None);
     }

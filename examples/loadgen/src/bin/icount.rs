@@ -74,14 +74,14 @@ fn parse() -> Result<Plan, String> {
     Ok(plan)
 }
 
-/// One server run under callgrind: ([instructions, instructions outside libc's `memset`],
-/// messages).
+/// One server run under callgrind: ([instructions, outside libc's `memset`, outside it and
+/// leakscope's clock thread's own work], messages).
 async fn one(
     bin: &Path,
     route: &str,
     (warmup, w): (u64, &Work),
     keep: Option<&Path>,
-) -> Result<([u64; 2], u64), String> {
+) -> Result<([u64; 3], u64), String> {
     let name = format!(
         "callgrind.{}.{}.{}.out",
         bin.file_name().and_then(|n| n.to_str()).unwrap_or("server"),
@@ -169,16 +169,21 @@ async fn one(
         .map_err(|e| e.to_string())?;
     let err = err_text.await.map_err(|e| e.to_string())?;
     let total = icount::collected(&err).ok_or_else(|| format!("no callgrind total in:\n{err}"))?;
-    let annotate = std::process::Command::new("callgrind_annotate")
-        .args(["--inclusive=no", "--threshold=100"])
-        .arg(&out)
-        .output()
-        .map_err(|e| format!("callgrind_annotate (from the valgrind package): {e}"))?;
+    let annotate = |inclusive: &str| {
+        std::process::Command::new("callgrind_annotate")
+            .args([inclusive, "--threshold=100", "--auto=no"])
+            .arg(&out)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .map_err(|e| format!("callgrind_annotate (from the valgrind package): {e}"))
+    };
+    let memset = icount::memset_self(&annotate("--inclusive=no")?);
+    let clock = icount::clock_thread_own(&annotate("--inclusive=yes")?);
     if keep.is_none() {
         let _ = std::fs::remove_file(&out);
     }
-    let memset = icount::memset_self(&String::from_utf8_lossy(&annotate.stdout));
-    Ok(([total, total - memset.min(total)], messages))
+    let outside = total - memset.min(total);
+    Ok(([total, outside, outside - clock.min(outside)], messages))
 }
 
 async fn run(plan: Plan) -> Result<String, String> {
@@ -191,8 +196,9 @@ async fn run(plan: Plan) -> Result<String, String> {
     };
     let mut rows = String::new();
     for (route_name, route) in ROUTES {
-        // Per variant: instructions per message, all and outside memset.
-        let mut per: Vec<[Vec<f64>; 2]> = vec![[Vec::new(), Vec::new()]; VARIANTS.len()];
+        // Per variant: instructions per message, all, outside memset, and outside memset and
+        // the clock thread's own work.
+        let mut per: Vec<[Vec<f64>; 3]> = vec![Default::default(); VARIANTS.len()];
         for r in 0..plan.repeats {
             for (i, (v, _)) in VARIANTS.iter().enumerate() {
                 let bin = plan.bin_dir.join(format!("echo-server-{v}"));
@@ -200,20 +206,34 @@ async fn run(plan: Plan) -> Result<String, String> {
                 let keep = plan.keep.as_deref();
                 let short = one(&bin, route, (plan.warmup, &short), keep).await?;
                 let long = one(&bin, route, (plan.warmup, &long), keep).await?;
+                if *v == "b" && long.0[1] == long.0[2] {
+                    return Err(format!(
+                        "no clock thread in the profile of {}: has leakscope's \
+                         `clock::coarse::start` been renamed? (see loadgen::icount)",
+                        bin.display()
+                    ));
+                }
                 for (k, out) in per[i].iter_mut().enumerate() {
                     let pm = icount::per_message((short.0[k], short.1), (long.0[k], long.1))
                         .ok_or("the long run counted fewer instructions than the short one")?;
                     out.push(pm);
                 }
                 eprintln!(
-                    "{route_name} {v} repeat {}: {:.0} instructions per message, {:.0} outside memset",
+                    "{route_name} {v} repeat {}: {:.0} instructions per message, {:.0} outside \
+                     memset, {:.0} also outside the clock thread",
                     r + 1,
                     per[i][0][r],
-                    per[i][1][r]
+                    per[i][1][r],
+                    per[i][2][r]
                 );
             }
         }
-        for (k, what) in ["all", "outside memset"].iter().enumerate() {
+        let kinds = [
+            "all",
+            "outside memset",
+            "outside memset and the clock thread",
+        ];
+        for (k, what) in kinds.iter().enumerate() {
             let ratios: Vec<f64> = per[1][k]
                 .iter()
                 .zip(&per[0][k])
@@ -232,7 +252,10 @@ async fn run(plan: Plan) -> Result<String, String> {
          messages, {} round trips per connection, {} warm-up round trips per client in every \
          run, (long - short) / {} messages, {} repeats; \
          median [min–max]; \"outside memset\": without libc memset's own instructions, \
-         which valgrind counts per byte):\n\n| route | instructions | {} | {} | ratio b / a |\n\
+         which valgrind counts per byte; \"and the clock thread\": also without what \
+         leakscope's clock thread does on its own every 10 ms of wall-clock time (it applies \
+         waiting task events too, which stay counted), a cost per second that callgrind's \
+         slowdown turns into one per message):\n\n| route | instructions | {} | {} | ratio b / a |\n\
          |---|---|---|---|---|\n{rows}",
         plan.clients,
         plan.size,
