@@ -230,15 +230,16 @@ fn instructions(bin: &Path, alloc: &str, size: &str, pairs: u32) -> Result<f64, 
         .args([alloc, size, &pairs.to_string()])
         .output()
         .map_err(|e| format!("valgrind: {e}"))?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    let line = err
+    callgrind_total(&String::from_utf8_lossy(&out.stderr))
+}
+
+/// The total of callgrind's `Collected : N` line in its `stderr`.
+pub(crate) fn callgrind_total(stderr: &str) -> Result<f64, String> {
+    stderr
         .lines()
-        .find(|l| l.contains("Collected :"))
-        .ok_or("no callgrind total")?;
-    line.rsplit(' ')
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| "bad callgrind total".to_owned())
+        .find_map(|l| l.split_once("Collected :"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .ok_or_else(|| format!("no callgrind total in:\n{stderr}"))
 }
 
 /// Instructions per pair: the difference of two run lengths, so start-up cancels out.

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::bench::bench_binary;
+use super::bench::{bench_binary, callgrind_total};
 use super::dirs;
 
 /// The two run lengths (tasks, or polls).
@@ -31,12 +31,7 @@ fn count(bin: &Path, work: &str, hooks: &str, n: u32) -> Result<(f64, f64), Stri
         .args(["--work", work, "--hooks", hooks, "--tasks", &n.to_string()])
         .output()
         .map_err(|e| format!("valgrind: {e}"))?;
-    let err = String::from_utf8_lossy(&run.stderr);
-    let total = err
-        .lines()
-        .find_map(|l| l.split_once("Collected :"))
-        .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no callgrind total in:\n{err}"))?;
+    let total = callgrind_total(&String::from_utf8_lossy(&run.stderr))?;
     let annotate = Command::new("callgrind_annotate")
         .args(["--inclusive=no", "--threshold=100", "--auto=no"])
         .arg(&out)
@@ -145,5 +140,10 @@ mod tests {
 ";
         assert_eq!(malloc_self(listing), 107_980_835.0 + 72_281.0);
         assert_eq!(spread(vec![3.0, 1.0, 2.0]), "2 [1–3]");
+        assert_eq!(
+            callgrind_total("==7== Events : Ir\n==7== Collected : 348041082\n"),
+            Ok(348_041_082.0)
+        );
+        assert!(callgrind_total("==7== killed").is_err());
     }
 }

@@ -292,41 +292,6 @@ impl Cache {
         self.depth.set(d);
         self.open_lane();
     }
-
-    /// Enters a region as `tag`; returns the tag to restore.
-    #[inline]
-    fn enter_scope(&self, tag: Tag) -> Tag {
-        // A closed lane (as a poll's region starts) has nothing to close: budget, armed 0.
-        if self.lane.get() != CLOSED {
-            self.close_lane(0);
-        }
-        debug_assert!(self.budget.get() == 0 && self.armed.get() == 0);
-        self.regions.set(self.regions.get().wrapping_add(1)); // (2^32 nested regions: never)
-        let prev = self.current.replace(tag);
-        self.open_lane();
-        prev
-    }
-
-    /// Leaves a region, restoring `prev`; leaving the outermost one flushes.
-    #[inline]
-    fn leave_scope(&self, prev: Tag) {
-        self.close_lane(0);
-        let d = self.regions.get().saturating_sub(1);
-        self.regions.set(d);
-        self.current.set(prev);
-        if d == 0 && self.dirty.get() {
-            self.flush();
-        }
-        self.open_lane();
-    }
-
-    /// Changes the current tag without entering a region.
-    fn replace_current(&self, tag: Tag) -> Tag {
-        self.close_lane(0);
-        let prev = self.current.replace(tag);
-        self.open_lane();
-        prev
-    }
 }
 
 thread_local! {
@@ -344,29 +309,6 @@ pub(super) fn with<R>(f: impl FnOnce(&Cache) -> R) -> Option<R> {
 #[inline(always)]
 pub(crate) fn current() -> Tag {
     CACHE.try_with(|c| c.current.get()).unwrap_or(Tag::NONE)
-}
-
-/// Makes `tag` the current tag without entering a region (its counts are not batched, so
-/// code that may never return, a blocking task parked for good, strands none); returns the
-/// previous tag.
-#[inline]
-pub(crate) fn replace_current(tag: Tag) -> Tag {
-    CACHE
-        .try_with(|c| c.replace_current(tag))
-        .unwrap_or(Tag::NONE)
-}
-
-/// Enters a region as `tag` (counts are batched until the outermost region is left);
-/// returns the tag to pass to [`leave_scope`].
-#[inline]
-pub(crate) fn enter_scope(tag: Tag) -> Tag {
-    CACHE.try_with(|c| c.enter_scope(tag)).unwrap_or(Tag::NONE)
-}
-
-/// Leaves a region, restoring `prev`; leaving the outermost one flushes this thread's counts.
-#[inline]
-pub(crate) fn leave_scope(prev: Tag) {
-    let _ = CACHE.try_with(|c| c.leave_scope(prev));
 }
 
 /// Applies one count directly, for the (theoretical) case of a missing thread-local.
@@ -397,9 +339,10 @@ pub(crate) fn flush() {
 }
 
 mod moves;
-mod poll;
-pub(crate) use poll::{
-    enter_poll, leave_poll, mark_panicked_poll, polling, set_polling, take_panicked,
+mod regions;
+pub(crate) use regions::{
+    enter_poll, enter_scope, leave_poll, leave_scope, mark_panicked_poll, polling, replace_current,
+    set_polling, take_panicked,
 };
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
-//! The poll hooks' region, entered and left once per task poll. A worker thread runs its polls
-//! outside every other region, so the common case is a handful of plain stores: nothing to
-//! close on entry (outside every region the lane is closed), and no lane to reopen on exit.
-//! Anything else (a poll inside a region or a nested section: a runtime driven from connection
-//! code) takes the general path, [`Cache::enter_scope`] and [`Cache::leave_scope`].
+//! Regions: a tag guard's or a scope's ([`enter_scope`], [`leave_scope`]), and a task poll's
+//! ([`enter_poll`], [`leave_poll`]), which the poll hooks enter and leave once per poll. A
+//! worker thread runs its polls outside every other region, so the common case of a poll is a
+//! handful of plain stores: nothing to close on entry (outside every region the lane is
+//! closed), and no lane to reopen on exit. Anything else (a poll inside a region or a nested
+//! section: a runtime driven from connection code) takes the general path.
 //!
 //! The poll's hand-offs (the task being polled, a task whose poll panicked) live in the same
 //! thread-local as the lane, so that each hook computes one thread-local address.
@@ -11,6 +12,41 @@ use super::{CACHE, CLOSED, Cache};
 use crate::ids::Tag;
 
 impl Cache {
+    /// Enters a region as `tag`; returns the tag to restore.
+    #[inline]
+    pub(super) fn enter_scope(&self, tag: Tag) -> Tag {
+        // A closed lane (as a poll's region starts) has nothing to close: budget, armed 0.
+        if self.lane.get() != CLOSED {
+            self.close_lane(0);
+        }
+        debug_assert!(self.budget.get() == 0 && self.armed.get() == 0);
+        self.regions.set(self.regions.get().wrapping_add(1)); // (2^32 nested regions: never)
+        let prev = self.current.replace(tag);
+        self.open_lane();
+        prev
+    }
+
+    /// Leaves a region, restoring `prev`; leaving the outermost one flushes.
+    #[inline]
+    pub(super) fn leave_scope(&self, prev: Tag) {
+        self.close_lane(0);
+        let d = self.regions.get().saturating_sub(1);
+        self.regions.set(d);
+        self.current.set(prev);
+        if d == 0 && self.dirty.get() {
+            self.flush();
+        }
+        self.open_lane();
+    }
+
+    /// Changes the current tag without entering a region.
+    pub(super) fn replace_current(&self, tag: Tag) -> Tag {
+        self.close_lane(0);
+        let prev = self.current.replace(tag);
+        self.open_lane();
+        prev
+    }
+
     /// The before-poll hook: task `task` (its raw id) of `tag` is being polled here.
     #[inline(always)]
     pub(super) fn enter_poll(&self, task: u64, tag: Tag) {
@@ -45,6 +81,29 @@ impl Cache {
             self.leave_scope(Tag::NONE);
         }
     }
+}
+
+/// Makes `tag` the current tag without entering a region (its counts are not batched, so
+/// code that may never return, a blocking task parked for good, strands none); returns the
+/// previous tag.
+#[inline]
+pub(crate) fn replace_current(tag: Tag) -> Tag {
+    CACHE
+        .try_with(|c| c.replace_current(tag))
+        .unwrap_or(Tag::NONE)
+}
+
+/// Enters a region as `tag` (counts are batched until the outermost region is left);
+/// returns the tag to pass to [`leave_scope`].
+#[inline]
+pub(crate) fn enter_scope(tag: Tag) -> Tag {
+    CACHE.try_with(|c| c.enter_scope(tag)).unwrap_or(Tag::NONE)
+}
+
+/// Leaves a region, restoring `prev`; leaving the outermost one flushes this thread's counts.
+#[inline]
+pub(crate) fn leave_scope(prev: Tag) {
+    let _ = CACHE.try_with(|c| c.leave_scope(prev));
 }
 
 /// Enters task `task`'s poll as `tag` (the before-poll hook).
