@@ -18,7 +18,7 @@ pub(super) struct ConnRow {
     pub(super) id: u64,
     pub(super) tag: Tag,
     pub(super) label: Arc<str>,
-    pub(super) peer: Option<Arc<str>>,
+    pub(super) peer: Option<Peer>,
     pub(super) runtime: Option<u64>,
     pub(super) opened_at_ms: u64,
     pub(super) closed_at_ms: Option<u64>,
@@ -92,8 +92,8 @@ fn conn_row(c: &Conn) -> ConnRow {
         id: c.id.0,
         tag: c.tag,
         label: c.label.clone(),
-        // (An address is formatted here, once: the first snapshot that shows it.)
-        peer: c.peer.as_ref().map(Peer::text),
+        // (An address is formatted by the view, outside the lock.)
+        peer: c.peer.clone(),
         runtime: c.runtime,
         opened_at_ms: c.opened_at_ms,
         closed_at_ms: c.closed_at_ms,

@@ -52,7 +52,7 @@ impl Frozen {
         ConnectionInfo {
             id: c.id,
             label: c.label.clone().into(),
-            peer: c.peer.clone().map(SharedStr::from),
+            peer: c.peer.as_ref().map(|p| SharedStr::from(p.text())),
             state: if c.open {
                 ConnState::Open
             } else {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::backend::{self, Inner};
-use crate::peer::Peer;
+use crate::peer::PeerIn;
 
 /// A handle to one tracked connection. Cheap to clone.
 ///
@@ -34,7 +34,7 @@ impl Connection {
     /// Opens a connection labelled `label` (a route, a listener name) with an optional peer.
     pub fn open(label: &str, peer: Option<String>) -> Connection {
         Connection {
-            inner: backend::open(label, peer.map(Peer::from)),
+            inner: backend::open(label, peer.map(PeerIn::Text)),
         }
     }
 
@@ -42,7 +42,7 @@ impl Connection {
     #[cfg_attr(not(all(feature = "enabled", feature = "axum")), allow(dead_code))]
     pub(crate) fn open_addr(label: &str, peer: Option<std::net::SocketAddr>) -> Connection {
         Connection {
-            inner: backend::open(label, peer.map(Peer::addr)),
+            inner: backend::open(label, peer.map(PeerIn::Addr)),
         }
     }
 

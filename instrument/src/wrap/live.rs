@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::watch::{self, ReadWatch};
 use crate::collector::{self, Applied, Event};
 use crate::ids::{ConnId, Tag, TaskId};
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerIn};
 use crate::tag::{self, explicit, handoff};
 
 pub(crate) struct Inner {
@@ -62,9 +62,10 @@ fn inner(
 }
 
 /// Opens a connection.
-pub(crate) fn open(label: &str, peer: Option<Peer>) -> Option<Arc<Inner>> {
+pub(crate) fn open(label: &str, peer: Option<PeerIn>) -> Option<Arc<Inner>> {
     let _g = tag::untracked();
     let reads = Arc::new(ReadWatch::default());
+    let peer = peer.map(Peer::new);
     let shown = peer.clone();
     let opened = collector::get().send(Event::Opened {
         label: label.into(),
@@ -75,28 +76,16 @@ pub(crate) fn open(label: &str, peer: Option<Peer>) -> Option<Arc<Inner>> {
     let Applied::Opened { id, tag } = opened else {
         unreachable!("an open is answered with the new connection")
     };
-    // A span's fields are written only if a subscriber records them: an address is formatted
-    // here only then (see `crate::peer`).
+    // The macro evaluates its fields only for a span some subscriber wants: an address is
+    // formatted here only then (and kept for the snapshots, see `crate::peer`).
     let span = tracing::info_span!(
         target: "leakscope",
         "conn",
         conn.id = id.0,
-        peer = tracing::field::display(PeerField(shown.as_ref())),
+        peer = &*shown.as_ref().map_or_else(|| Arc::from("-"), Peer::text),
         label = label
     );
     Some(inner(id, tag, true, span, reads))
-}
-
-/// A span field for an optional peer: `-` when unknown.
-struct PeerField<'a>(Option<&'a Peer>);
-
-impl std::fmt::Display for PeerField<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(p) => p.fmt(f),
-            None => f.write_str("-"),
-        }
-    }
 }
 
 /// The connection whose code runs here (a handle that does not close it when dropped).

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::peer::Peer;
+use crate::peer::PeerIn;
 
 /// Uninhabited: no value exists, so every method below is unreachable.
 pub(crate) enum Inner {}
 
-pub(crate) fn open(_label: &str, _peer: Option<Peer>) -> Option<Arc<Inner>> {
+pub(crate) fn open(_label: &str, _peer: Option<PeerIn>) -> Option<Arc<Inner>> {
     None
 }
 
