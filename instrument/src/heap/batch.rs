@@ -340,9 +340,10 @@ pub(crate) fn flush() {
 
 mod moves;
 mod regions;
+#[cfg(tokio_unstable)]
+pub(crate) use regions::{enter_poll, leave_poll, set_polling};
 pub(crate) use regions::{
-    enter_poll, enter_scope, leave_poll, leave_scope, mark_panicked_poll, polling, replace_current,
-    set_polling, take_panicked,
+    enter_scope, leave_scope, mark_panicked_poll, polling, replace_current, take_panicked,
 };
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,7 @@ pub(crate) fn polling() -> Option<TaskId> {
 /// Set by the before-poll hook (`Some`, through `batch::enter_poll`) and the after-poll hook
 /// (`None`, `batch::leave_poll`), here by a blocking task's span; a new poll forgets an
 /// earlier poll's panic.
+#[cfg(tokio_unstable)]
 #[inline]
 pub(crate) fn set_polling(t: Option<TaskId>) {
     batch::set_polling(raw(t));

@@ -3,7 +3,10 @@
 //! worker thread runs its polls outside every other region, so the common case of a poll is a
 //! handful of plain stores: nothing to close on entry (outside every region the lane is
 //! closed), and no lane to reopen on exit. Anything else (a poll inside a region or a nested
-//! section: a runtime driven from connection code) takes the general path.
+//! section: a runtime driven from connection code) takes the general path, which leaves the
+//! thread untagged after the poll, as the hooks always have: the enclosing region's code then
+//! runs as nobody until that region ends (a region's tag is restored by its own guard, a
+//! poll's is not saved by the hooks).
 //!
 //! The poll's hand-offs (the task being polled, a task whose poll panicked) live in the same
 //! thread-local as the lane, so that each hook computes one thread-local address.
@@ -48,6 +51,7 @@ impl Cache {
     }
 
     /// The before-poll hook: task `task` (its raw id) of `tag` is being polled here.
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     #[inline(always)]
     pub(super) fn enter_poll(&self, task: u64, tag: Tag) {
         self.polling.set(task);
@@ -55,7 +59,9 @@ impl Cache {
         self.panicked.set(0);
         if self.depth.get() | self.regions.get() == 0 {
             // Outside every region the lane is closed, its budget and armed bytes 0.
-            debug_assert!(self.lane.get() == CLOSED && self.budget.get() == 0);
+            debug_assert!(
+                self.lane.get() == CLOSED && self.budget.get() == 0 && self.armed.get() == 0
+            );
             self.regions.set(1);
             self.current.set(tag);
             self.arm_lane();
@@ -66,6 +72,7 @@ impl Cache {
 
     /// The after-poll hook: the poll ended; the thread's tag is none again, and leaving the
     /// outermost region flushes.
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     #[inline(always)]
     pub(super) fn leave_poll(&self) {
         self.polling.set(0);
@@ -107,12 +114,14 @@ pub(crate) fn leave_scope(prev: Tag) {
 }
 
 /// Enters task `task`'s poll as `tag` (the before-poll hook).
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub(crate) fn enter_poll(task: u64, tag: Tag) {
     let _ = CACHE.try_with(|c| c.enter_poll(task, tag));
 }
 
 /// Leaves the poll (the after-poll hook): its batched counts are flushed.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub(crate) fn leave_poll() {
     let _ = CACHE.try_with(Cache::leave_poll);
@@ -126,6 +135,7 @@ pub(crate) fn polling() -> u64 {
 
 /// Sets the task being polled here without entering a region (a blocking task's span); a new
 /// poll forgets an earlier poll's panic.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub(crate) fn set_polling(task: u64) {
     let _ = CACHE.try_with(|c| {

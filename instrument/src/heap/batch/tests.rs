@@ -275,3 +275,34 @@ fn held(c: &Cache) -> HashMap<Tag, Delta> {
     }
     out
 }
+
+/// The poll's hand-offs, on this thread's cache: the task being polled, a panic marked in its
+/// poll (taken once), and a new poll or the poll's end forgetting an unclaimed panic.
+#[cfg(tokio_unstable)]
+#[test]
+fn a_polls_panic_is_taken_once_and_forgotten_by_the_next_poll() {
+    use super::{enter_poll, leave_poll, mark_panicked_poll, polling, take_panicked};
+    enter_poll(5, Tag::NONE);
+    assert_eq!(polling(), 5);
+    mark_panicked_poll();
+    assert_eq!(take_panicked(), 5);
+    assert_eq!(take_panicked(), 0, "taken once");
+    mark_panicked_poll();
+    leave_poll();
+    assert_eq!(
+        (polling(), take_panicked()),
+        (0, 0),
+        "the poll's end forgets it"
+    );
+    enter_poll(6, Tag::NONE);
+    mark_panicked_poll();
+    enter_poll(7, Tag::NONE);
+    assert_eq!(
+        (polling(), take_panicked()),
+        (7, 0),
+        "a new poll forgets it"
+    );
+    leave_poll();
+    leave_poll();
+    assert_eq!(super::current(), Tag::NONE);
+}
