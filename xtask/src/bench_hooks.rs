@@ -1,6 +1,6 @@
 //! `cargo xtask bench-hooks`: what leakscope's runtime hooks cost, in instructions (callgrind),
-//! per tagged spawn+await and per tagged poll, hooks off and on (`instrument/benches/hooks.rs`,
-//! one worker).
+//! per spawn+await and per poll, inside a connection (tagged) and outside it, hooks off and on
+//! (`instrument/benches/hooks.rs`, one worker).
 //!
 //! Each figure is the difference of two run lengths (100,000 and 200,000), so start-up cancels
 //! out, repeated (`--repeats N`, 3 by default): median and [min–max]. glibc's `malloc` family is
@@ -20,24 +20,43 @@ const SHORT: u32 = 100_000;
 const LONG: u32 = 200_000;
 
 /// One run's (instructions, glibc malloc's own instructions).
-fn count(bin: &Path, work: &str, hooks: &str, n: u32) -> Result<(f64, f64), String> {
+fn count(
+    bin: &Path,
+    (work, context): (&str, &str),
+    hooks: &str,
+    n: u32,
+) -> Result<(f64, f64), String> {
     let out =
         std::env::temp_dir().join(format!("leakscope-bench-hooks-{}.out", std::process::id()));
     let run = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(bin)
-        .args(["--rounds", "1", "--workers", "1", "--context", "tagged"])
+        .args(["--rounds", "1", "--workers", "1", "--context", context])
         .args(["--work", work, "--hooks", hooks, "--tasks", &n.to_string()])
         .output()
         .map_err(|e| format!("valgrind: {e}"))?;
-    let total = callgrind_total(&String::from_utf8_lossy(&run.stderr))?;
+    let err = String::from_utf8_lossy(&run.stderr);
+    if !run.status.success() {
+        // callgrind prints its total even for a run that failed: not a figure.
+        return Err(format!(
+            "the hooks bench failed under valgrind ({}):\n{err}",
+            run.status
+        ));
+    }
+    let total = callgrind_total(&err)?;
     let annotate = Command::new("callgrind_annotate")
         .args(["--inclusive=no", "--threshold=100", "--auto=no"])
         .arg(&out)
         .output()
         .map_err(|e| format!("callgrind_annotate (from the valgrind package): {e}"))?;
     let _ = std::fs::remove_file(&out);
+    if !annotate.status.success() {
+        return Err(format!(
+            "callgrind_annotate failed: {}",
+            String::from_utf8_lossy(&annotate.stderr)
+        ));
+    }
     Ok((
         total,
         malloc_self(&String::from_utf8_lossy(&annotate.stdout)),
@@ -58,12 +77,23 @@ fn malloc_self(annotate: &str) -> f64 {
 /// `median [min–max]`.
 fn spread(mut v: Vec<f64>) -> String {
     v.sort_by(f64::total_cmp);
-    format!("{:.0} [{:.0}–{:.0}]", v[v.len() / 2], v[0], v[v.len() - 1])
+    format!(
+        "{:.0} [{:.0}–{:.0}]",
+        median(v.clone()),
+        v[0],
+        v[v.len() - 1]
+    )
 }
 
+/// The median (of an even count, the mean of the middle two).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 pub(crate) fn bench_hooks(rest: &[String]) -> Result<(), String> {
@@ -82,7 +112,8 @@ pub(crate) fn bench_hooks(rest: &[String]) -> Result<(), String> {
     let (_, target) = dirs();
     let bin = bench_binary(&target, "hooks")?;
     println!(
-        "\nInstructions per tagged spawn+await and per tagged poll (callgrind, one worker, \
+        "\nInstructions per spawn+await and per poll, inside a connection (tagged) and outside \
+         (untagged) (callgrind, one worker, \
          ({LONG} - {SHORT}) / {} per run, {repeats} repeats; median [min–max]; \"outside \
          malloc\": without glibc malloc's own instructions)\n",
         LONG - SHORT
@@ -91,13 +122,19 @@ pub(crate) fn bench_hooks(rest: &[String]) -> Result<(), String> {
         "| case | hooks off | hooks on | extra | ratio | off, outside malloc | on, outside malloc | extra outside malloc |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (work, what) in [("spawn", "spawn+await"), ("polls", "poll")] {
+    let cases = [
+        ("spawn", "tagged", "tagged spawn+await"),
+        ("spawn", "untagged", "untagged spawn+await"),
+        ("polls", "tagged", "tagged poll"),
+        ("polls", "untagged", "untagged poll"),
+    ];
+    for (work, context, what) in cases {
         // [off, on] x [all, outside malloc]: one figure per repeat.
         let mut per = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
         for r in 0..repeats {
             for (h, hooks) in ["off", "on"].into_iter().enumerate() {
-                let (t0, m0) = count(&bin, work, hooks, SHORT)?;
-                let (t1, m1) = count(&bin, work, hooks, LONG)?;
+                let (t0, m0) = count(&bin, (work, context), hooks, SHORT)?;
+                let (t1, m1) = count(&bin, (work, context), hooks, LONG)?;
                 let n = f64::from(LONG - SHORT);
                 per[h][0].push((t1 - t0) / n);
                 per[h][1].push(((t1 - m1) - (t0 - m0)) / n);
@@ -140,6 +177,7 @@ mod tests {
 ";
         assert_eq!(malloc_self(listing), 107_980_835.0 + 72_281.0);
         assert_eq!(spread(vec![3.0, 1.0, 2.0]), "2 [1–3]");
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(
             callgrind_total("==7== Events : Ir\n==7== Collected : 348041082\n"),
             Ok(348_041_082.0)

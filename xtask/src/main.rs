@@ -7,7 +7,7 @@
 //! - `bench` — the load-generator benchmark (see docs/benchmarks.md).
 //! - `bench-alloc` — the allocator benchmarks, with median ratios against `System` (and
 //!   callgrind instruction counts when valgrind is installed).
-//! - `bench-hooks` — instructions per tagged spawn+await and per tagged poll, hooks off and on
+//! - `bench-hooks` — instructions per spawn+await and per poll, tagged and untagged, hooks off and on
 //!   (callgrind).
 //! - `churn` — the churn benchmark: leaky-chat under >= 1,000 closes/s with leaks mixed in,
 //!   checked from the snapshot (every leak flagged, no clean one, totals exact).
@@ -50,7 +50,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "bench-hooks",
-        "instructions per tagged spawn+await and per poll, hooks off / on (callgrind) [--repeats N]",
+        "instructions per spawn+await and per poll, tagged and not, hooks off / on (callgrind) [--repeats N]",
     ),
     (
         "churn",

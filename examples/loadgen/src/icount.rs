@@ -83,9 +83,15 @@ pub fn collected(stderr: &str) -> Option<u64> {
 /// instruction, so a large `memset` (tungstenite zeroes its read buffer on every read)
 /// weighs a byte per instruction here, far more than it costs a real CPU.
 pub fn memset_self(annotate: &str) -> u64 {
+    sum_of(annotate, |l| l.contains("memset") && l.contains("libc.so"))
+}
+
+/// The sum of the first column (instructions, with thousands separators) of the lines of a
+/// `callgrind_annotate` listing that `keep` keeps.
+fn sum_of(annotate: &str, keep: impl Fn(&str) -> bool) -> u64 {
     annotate
         .lines()
-        .filter(|l| l.contains("memset") && l.contains("libc.so"))
+        .filter(|l| keep(l))
         .filter_map(|l| l.split_whitespace().next())
         .filter_map(|n| n.replace(',', "").parse::<u64>().ok())
         .sum()
@@ -101,21 +107,18 @@ const TICK_WORK: &str = "leakscope::collector::drain_waiting";
 /// file), less the waiting task events it applied. It wakes every 10 ms of wall-clock time,
 /// so per message it weighs as much more than on a real CPU as callgrind is slower (about 50
 /// times): a cost per second, not per message.
-pub fn clock_thread_own(annotate_inclusive: &str) -> u64 {
-    let sum = |name: &str| -> u64 {
-        annotate_inclusive
-            .lines()
-            .filter(|l| {
-                !l.contains("=>")
-                    && l.trim_end()
-                        .split(' ')
-                        .any(|w| w.ends_with(&format!(":{name}")))
-            })
-            .filter_map(|l| l.split_whitespace().next())
-            .filter_map(|n| n.replace(',', "").parse::<u64>().ok())
-            .sum()
+///
+/// `None` when the thread ran but its tick's work is not found (renamed?): subtracting nothing
+/// would count the messages' task events as the clock's.
+pub fn clock_thread_own(annotate_inclusive: &str) -> Option<u64> {
+    let sum = |name: &str| {
+        let suffix = format!(":{name}");
+        sum_of(annotate_inclusive, |l| {
+            !l.contains("=>") && l.split(' ').any(|w| w.ends_with(&suffix))
+        })
     };
-    sum(CLOCK_THREAD).saturating_sub(sum(TICK_WORK))
+    let (thread, tick) = (sum(CLOCK_THREAD), sum(TICK_WORK));
+    (thread == 0 || tick != 0).then(|| thread.saturating_sub(tick))
 }
 
 /// Instructions per message from a short and a long run.
@@ -143,8 +146,18 @@ mod tests {
                            5,005 ( 0.00%)  /rustc/x/library/core/src/time.rs:leakscope::clock::coarse::start::{{closure}}\n\
                           58,730 ( 0.01%)  /work/main/instrument/src/collector/mod.rs:leakscope::collector::drain_waiting [/tmp/echo-server-b]\n\
                            6,822 ( 0.00%)  => /work/main/instrument/src/clock.rs:leakscope::clock::coarse::start::{{closure}} (1x)\n";
-        assert_eq!(clock_thread_own(inclusive), 270_019 + 5_005 - 58_730);
-        assert_eq!(clock_thread_own("no clock thread"), 0);
+        assert_eq!(clock_thread_own(inclusive), Some(270_019 + 5_005 - 58_730));
+        assert_eq!(clock_thread_own("no clock thread"), Some(0));
+        let no_tick = inclusive
+            .lines()
+            .filter(|l| !l.contains("drain_waiting"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            clock_thread_own(&no_tick),
+            None,
+            "the tick's work must be found"
+        );
         assert_eq!(per_message((1_000, 10), (3_000, 30)), Some(100.0));
         assert_eq!(per_message((3_000, 30), (1_000, 10)), None);
     }

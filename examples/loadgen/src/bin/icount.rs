@@ -178,7 +178,10 @@ async fn one(
             .map_err(|e| format!("callgrind_annotate (from the valgrind package): {e}"))
     };
     let memset = icount::memset_self(&annotate("--inclusive=no")?);
-    let clock = icount::clock_thread_own(&annotate("--inclusive=yes")?);
+    let clock = icount::clock_thread_own(&annotate("--inclusive=yes")?).ok_or(
+        "the clock thread's tick (leakscope::collector::drain_waiting) is not in the profile: \
+         renamed? (see loadgen::icount)",
+    )?;
     if keep.is_none() {
         let _ = std::fs::remove_file(&out);
     }
