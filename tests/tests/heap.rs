@@ -93,3 +93,23 @@ fn a_leaked_forwarder_holding_the_sink_retains_the_socket_buffers() {
         );
     });
 }
+
+/// A connection opened from another connection's code: the new record's copy of its peer text
+/// is leakscope's memory, not the opener's (the opener pays only for the `String` it built,
+/// which the open frees).
+#[test]
+fn a_peer_given_as_text_is_not_charged_to_the_code_that_opened_the_connection() {
+    init(GRACE);
+    let outer = leakscope::Connection::open("outer", None);
+    let big = 64 * 1024;
+    let inner = outer.in_scope(|| leakscope::Connection::open("inner", Some("p".repeat(big))));
+    let (outer_id, inner_id) = (outer.id().unwrap(), inner.id().unwrap());
+    let snap = leakscope::snapshot();
+    let row = |id| snap.connections.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(row(inner_id).peer.as_deref().map(str::len), Some(big));
+    assert!(
+        row(outer_id).live_bytes < 4096,
+        "the opener holds {} live bytes: the new record's peer was charged to it",
+        row(outer_id).live_bytes
+    );
+}
