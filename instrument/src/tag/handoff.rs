@@ -63,6 +63,7 @@ pub(crate) fn mark_dropped_early(t: TaskId) {
 }
 
 /// The wrapped task dropped early here, taken.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 pub(crate) fn take_dropped_early() -> Option<TaskId> {
     task(DROPPED_EARLY.try_with(|c| c.replace(0)).unwrap_or(0))
 }
@@ -96,6 +97,7 @@ pub(crate) fn set_accepted(tag: Tag) {
 /// Called by the spawn hook when the spawning code is untagged: the accepted connection, if
 /// the spawning task is the one that accepted it.
 #[inline]
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 pub(crate) fn take_accepted_for_spawn() -> Tag {
     let pending = ACCEPTED.try_with(|c| c.get().1).unwrap_or(Tag::NONE);
     if pending.is_none() {

@@ -13,6 +13,9 @@
 //! allocations are nobody's): [`dropped`] counts such tasks and the terminate hook reports the
 //! end of every unknown task while it is non-zero, so no task is left alive by mistake.
 
+// Read and written by the runtime hooks, which need `--cfg tokio_unstable`.
+#![cfg_attr(not(tokio_unstable), allow(dead_code))]
+
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::ids::{Tag, TaskId};
