@@ -224,13 +224,32 @@ pub(crate) fn bench_binary(target: &Path, name: &str) -> Result<std::path::PathB
 
 /// Instructions callgrind counts for `pairs` alloc+free pairs.
 fn instructions(bin: &Path, alloc: &str, size: &str, pairs: u32) -> Result<f64, String> {
-    let out = Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+    callgrind(
+        bin,
+        &[alloc, size, &pairs.to_string()],
+        Path::new("/dev/null"),
+    )
+}
+
+/// Runs `bin args` under callgrind (its profile written to `out`): the instructions it counted.
+/// A run that failed is an error, not a figure (callgrind prints its total all the same).
+pub(crate) fn callgrind(bin: &Path, args: &[&str], out: &Path) -> Result<f64, String> {
+    let run = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(bin)
-        .args([alloc, size, &pairs.to_string()])
+        .args(args)
         .output()
         .map_err(|e| format!("valgrind: {e}"))?;
-    callgrind_total(&String::from_utf8_lossy(&out.stderr))
+    let err = String::from_utf8_lossy(&run.stderr);
+    if !run.status.success() {
+        return Err(format!(
+            "{} failed under valgrind ({}):\n{err}",
+            bin.display(),
+            run.status
+        ));
+    }
+    callgrind_total(&err)
 }
 
 /// The total of callgrind's `Collected : N` line in its `stderr`.
@@ -273,6 +292,15 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_callgrinds_total() {
+        assert_eq!(
+            callgrind_total("==7== Events : Ir\n==7== Collected : 348041082\n"),
+            Ok(348_041_082.0)
+        );
+        assert!(callgrind_total("==7== killed").is_err());
     }
 
     #[test]
