@@ -105,8 +105,8 @@ const TICK_WORK: &str = "leakscope::collector::drain_waiting";
 /// The clock thread's own instructions, from `callgrind_annotate --inclusive=yes --auto=no`:
 /// everything its closure did (every source file's line of it: inlined code is listed per
 /// file), less the waiting task events it applied. It wakes every 10 ms of wall-clock time,
-/// so per message it weighs as much more than on a real CPU as callgrind is slower (about 50
-/// times): a cost per second, not per message.
+/// so per message it weighs as much more than on a real CPU as callgrind is slower: a cost
+/// per second, not per message.
 ///
 /// `None` when the thread ran but its tick's work is not found (renamed?): subtracting nothing
 /// would count the messages' task events as the clock's.

@@ -18,7 +18,7 @@ impl Cache {
     /// Enters a region as `tag`; returns the tag to restore.
     #[inline]
     pub(super) fn enter_scope(&self, tag: Tag) -> Tag {
-        // A closed lane (as a poll's region starts) has nothing to close: budget, armed 0.
+        // A closed lane (outside every region) has nothing to close: budget, armed 0.
         if self.lane.get() != CLOSED {
             self.close_lane(0);
         }

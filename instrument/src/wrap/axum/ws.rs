@@ -19,7 +19,7 @@ use crate::{Connection, tag};
 pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     inner: ws::WebSocketUpgrade<F>,
     label: String,
-    /// Formatted only if the dashboard or a report shows it (see `crate::peer`).
+    /// Formatted only if something shows it: a snapshot, a subscriber's span (`crate::peer`).
     peer: Option<std::net::SocketAddr>,
 }
 
