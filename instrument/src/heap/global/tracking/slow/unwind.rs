@@ -28,8 +28,9 @@ use super::with_libgcc;
 const RBP: Register = Register(6);
 const RSP: Register = Register(7);
 const RA: Register = Register(16);
-/// Cached rules (direct-mapped by address).
+/// Cached rules (direct-mapped by address; a power of two).
 const CACHED: usize = 4096;
+const _: () = assert!(CACHED.is_power_of_two());
 
 /// How to step from a frame to its caller.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -48,8 +49,54 @@ enum Rule {
     Unknown,
 }
 
+/// A [`Rule`] as the walk's loop applies it: plain offsets, what to step from in `kind`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Packed {
+    /// [`FROM_RSP`], [`FROM_RBP`], [`END`] or [`UNKNOWN`].
+    kind: u32,
+    cfa: i32,
+    ra: i32,
+    /// The caller's RBP at CFA + `rbp`; 0: RBP is unchanged (no rule saves it at CFA + 0,
+    /// the caller's own stack; such a rule is [`UNKNOWN`]).
+    rbp: i32,
+}
+
+const FROM_RSP: u32 = 0;
+const FROM_RBP: u32 = 1;
+const END: u32 = 2;
+const UNKNOWN: u32 = 3;
+
+impl Packed {
+    const UNKNOWN: Packed = Packed {
+        kind: UNKNOWN,
+        cfa: 0,
+        ra: 0,
+        rbp: 0,
+    };
+
+    fn of(rule: Rule) -> Packed {
+        match rule {
+            Rule::Step { fp, cfa, ra, rbp } if rbp != Some(0) => Packed {
+                kind: if fp { FROM_RBP } else { FROM_RSP },
+                cfa,
+                ra,
+                rbp: rbp.unwrap_or(0),
+            },
+            Rule::End => Packed {
+                kind: END,
+                ..Packed::UNKNOWN
+            },
+            Rule::Step { .. } | Rule::Unknown => Packed::UNKNOWN,
+        }
+    }
+}
+
+/// A cache slot no address has: `at` is a code address less one, never `usize::MAX`.
+const EMPTY: (usize, Packed) = (usize::MAX, Packed::UNKNOWN);
+
 struct Unwinder {
-    cache: Box<[(usize, Rule)]>,
+    /// Direct-mapped by a hash of the address: a fixed size, so the index needs no check.
+    cache: Box<[(usize, Packed); CACHED]>,
     ctx: UnwindContext<usize>,
     /// The last walk's counts (for tests).
     stats: Stats,
@@ -159,7 +206,10 @@ pub(crate) fn handed_over() -> u64 {
 impl Unwinder {
     fn new() -> Self {
         Unwinder {
-            cache: vec![(0, Rule::Unknown); CACHED].into_boxed_slice(),
+            cache: vec![EMPTY; CACHED]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("CACHED entries")),
             ctx: UnwindContext::new(),
             stats: Stats::default(),
         }
@@ -175,9 +225,12 @@ impl Unwinder {
         hi: usize,
         frames: &mut [usize],
     ) -> Option<usize> {
-        let lo = sp;
+        // Reads are aligned words in [lo, lo + span]: from this walk's frame (RSP is always
+        // 8-aligned) to the last word below the stack's top.
+        let lo = sp.checked_next_multiple_of(8)?;
+        let span = hi.checked_sub(8)?.checked_sub(lo)?;
         let read = |at: usize| -> Option<usize> {
-            if at < lo || at > hi.checked_sub(8)? || !at.is_multiple_of(8) {
+            if !readable(at, lo, span) {
                 return None;
             }
             // Volatile: the word belongs to a caller's frame, which the compiler knows nothing
@@ -186,25 +239,27 @@ impl Unwinder {
             // thread's stack: mapped, and live while the walk runs (its frames are callers).
             Some(unsafe { (at as *const usize).read_volatile() })
         };
-        let mut n = 0;
+        let (mut n, mut from_rbp) = (0, 0);
         // The first frame's address is exact; the others are return addresses, whose call
         // instruction is the byte before.
         let mut at = ip;
         while n < frames.len() {
-            let (fp_based, cfa, ra, rbp) = match self.rule(at) {
-                Rule::Step { fp, cfa, ra, rbp } => (fp, cfa, ra, rbp),
-                Rule::End => break,
-                Rule::Unknown => return None,
+            let rule = self.rule(at);
+            let base = match rule.kind {
+                FROM_RSP => sp,
+                FROM_RBP => fp,
+                END => break,
+                _ => return None,
             };
-            self.stats.from_rbp += u32::from(fp_based);
-            let base = if fp_based { fp } else { sp };
-            let cfa = base.checked_add_signed(cfa as isize)?;
+            from_rbp += rule.kind;
+            // Wrapping: a wrong rule gives an address `read` refuses, never a fault.
+            let cfa = base.wrapping_add_signed(rule.cfa as isize);
             if cfa <= sp {
                 return None;
             }
-            ip = read(cfa.checked_add_signed(ra as isize)?)?;
-            if let Some(at) = rbp {
-                fp = read(cfa.checked_add_signed(at as isize)?)?;
+            ip = read(cfa.wrapping_add_signed(rule.ra as isize))?;
+            if rule.rbp != 0 {
+                fp = read(cfa.wrapping_add_signed(rule.rbp as isize))?;
             }
             sp = cfa;
             if ip == 0 {
@@ -214,21 +269,38 @@ impl Unwinder {
             n += 1;
             at = ip - 1;
         }
+        self.stats.from_rbp += from_rbp;
         Some(n)
     }
 
     /// The rule at `at`, from the cache or the objects' unwind tables.
-    fn rule(&mut self, at: usize) -> Rule {
-        let slot = (at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52;
-        let entry = &mut self.cache[slot as usize];
-        if entry.0 == at && at != 0 {
+    #[inline(always)]
+    fn rule(&mut self, at: usize) -> Packed {
+        let slot =
+            ((at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - CACHED.ilog2())) as usize;
+        let entry = self.cache[slot];
+        if entry.0 == at {
             return entry.1;
         }
-        let rule = find(at, &mut self.ctx);
+        self.read_rule(at, slot)
+    }
+
+    /// A rule not cached: read from the objects' unwind tables, then cached.
+    #[cold]
+    #[inline(never)]
+    fn read_rule(&mut self, at: usize, slot: usize) -> Packed {
+        let rule = Packed::of(find(at, &mut self.ctx));
         self.stats.read += 1;
-        self.cache[slot as usize] = (at, rule);
+        self.cache[slot] = (at, rule);
         rule
     }
+}
+
+/// Whether `at` is an aligned word in `[lo, lo + span]` (`lo` 8-aligned), in one test: a
+/// misaligned offset from `lo` rotates its low bits to the top, above any span.
+#[inline(always)]
+fn readable(at: usize, lo: usize, span: usize) -> bool {
+    at.wrapping_sub(lo).rotate_right(3) <= span >> 3
 }
 
 /// The (lowest, highest) addresses of this thread's stack, or (1, 0) when unknown.

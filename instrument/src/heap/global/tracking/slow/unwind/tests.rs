@@ -154,3 +154,51 @@ fn prepare_learns_the_threads_stack_and_makes_the_walker_once() {
     make_in(&fresh);
     assert!(held.is_none(), "busy: left to whoever holds it");
 }
+
+#[test]
+fn a_read_is_an_aligned_word_between_the_walks_frame_and_the_stacks_top() {
+    let (lo, span) = (0x7000_0000_1000, 0x100);
+    for at in [lo, lo + 8, lo + span - 8, lo + span] {
+        assert!(readable(at, lo, span), "{at:#x}");
+    }
+    for at in [
+        lo - 8,
+        lo + 1,
+        lo + 4,
+        lo + span - 1,
+        lo + span + 8,
+        0,
+        usize::MAX - 7,
+    ] {
+        assert!(!readable(at, lo, span), "{at:#x}");
+    }
+    // A span that is not a multiple of 8 ends at the last whole word in it.
+    assert!(readable(lo + 8, lo, 15) && !readable(lo + 16, lo, 15));
+}
+
+#[test]
+fn a_rule_the_loop_cannot_apply_is_handed_over() {
+    let step = |rbp| Rule::Step {
+        fp: true,
+        cfa: 16,
+        ra: -8,
+        rbp,
+    };
+    assert_eq!(
+        Packed::of(step(Some(-16))),
+        Packed {
+            kind: FROM_RBP,
+            cfa: 16,
+            ra: -8,
+            rbp: -16
+        }
+    );
+    assert_eq!(Packed::of(step(None)).rbp, 0, "RBP unchanged");
+    assert_eq!(
+        Packed::of(step(Some(0))).kind,
+        UNKNOWN,
+        "RBP saved at CFA + 0 would read as unchanged"
+    );
+    assert_eq!(Packed::of(Rule::End).kind, END);
+    assert_eq!(Packed::of(Rule::Unknown).kind, UNKNOWN);
+}
