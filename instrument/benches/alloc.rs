@@ -81,6 +81,14 @@ fn bench(c: &mut Criterion) {
             })
         });
         g.finish();
+        // What the sampled walks did, so a slow run can be told apart: rules read from the
+        // unwind tables (thousands of instructions each; a steady loop reads none) and walks
+        // handed to libgcc.
+        eprintln!(
+            "pair_{name}: stack walker so far: {} rules read, {} walks handed to libgcc",
+            alloc_bench::stack_walk_rules_read(),
+            alloc_bench::stack_walks_handed_over()
+        );
     }
     for (name, sizes) in [("16B", &[16][..]), ("mixed", &MIXED[..])] {
         let sizes: &'static [usize] = sizes;

@@ -6,7 +6,7 @@
 //! tracking with allocation sampling off; `grow`: a block grown from 16 B to 64 KiB by doubling,
 //! then freed, per "pair"). The allocators are called directly and inline into the loop;
 //! a program reaches its `#[global_allocator]` through `__rust_alloc` and `__rust_dealloc`,
-//! which add a call, and for `TrackingAlloc` a saved register (`docs/benchmarks.md` counts
+//! which add a call, and for `TrackingAlloc` a saved register (`docs/benchmarks-history.md` counts
 //! them in the echo server's binary).
 
 use std::alloc::{Layout, System};
@@ -89,6 +89,9 @@ fn main() {
             run(&layouts, WARMUP + n, |l| alloc_bench::pair(&System, l));
         }
     });
+    if std::env::var_os("ALLOC_ICOUNT_RULES").is_some() {
+        eprintln!("rules read: {}", alloc_bench::stack_walk_rules_read());
+    }
 }
 
 /// `pairs` pairs (rounded down to whole rounds of `layouts`), each layout opaque to the

@@ -17,6 +17,23 @@ pub fn rss(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// CPU time `pid` has used so far, user and system, in seconds (Linux `/proc/<pid>/stat`).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_seconds_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// [`cpu_seconds`] from the text of `/proc/<pid>/stat`. Its fields are counted after the
+/// command's name, which is in parentheses and may itself hold spaces and parentheses;
+/// `utime` and `stime` (fields 14 and 15) are in clock ticks of 1/100 s (Linux's `USER_HZ`
+/// as `/proc` reports it).
+pub fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// `GET path` on `addr` with `Connection: close`; returns the body of a 200 response.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let io = async {
@@ -71,4 +88,24 @@ pub async fn leaks(addr: SocketAddr, prefix: &str) -> Result<Leaks, String> {
         retained_bytes: n("/heap/retained_bytes"),
         connections: n("/totals/connections_opened"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_the_commands_name() {
+        // A name with a space and a parenthesis; utime 250 and stime 50 ticks.
+        let stat = "4242 (echo (a) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(cpu_seconds_of(stat), Some(3.0));
+        assert_eq!(cpu_seconds_of("4242 (short) S 1"), None);
+        assert_eq!(cpu_seconds_of("no parenthesis"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let spent = cpu_seconds(std::process::id()).expect("/proc/self/stat");
+        assert!(spent >= 0.0 && spent.is_finite());
+    }
 }

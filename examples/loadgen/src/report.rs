@@ -66,6 +66,20 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// `median [min–max]` with `digits` decimals (`-` for no values).
+pub fn spread(v: &[f64], digits: usize) -> String {
+    if v.is_empty() {
+        return "-".to_owned();
+    }
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+    format!(
+        "{:.digits$} [{lo:.digits$}–{hi:.digits$}]",
+        median(v.to_vec())
+    )
+}
+
 /// Whether a URL's host is on this machine (the only place load may go).
 pub fn is_loopback_url(url: &str) -> bool {
     let rest = url.strip_prefix("ws://").unwrap_or("");
@@ -101,5 +115,12 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(vec![]).is_nan());
+    }
+
+    #[test]
+    fn spreads_give_the_median_and_the_range() {
+        assert_eq!(spread(&[1.04, 0.98, 1.10], 3), "1.040 [0.980–1.100]");
+        assert_eq!(spread(&[2.0], 1), "2.0 [2.0–2.0]");
+        assert_eq!(spread(&[], 3), "-");
     }
 }

@@ -152,7 +152,7 @@ impl Collector {
             Event::TaskSpawned { .. } | Event::TaskEnded { .. } | Event::TaskAnnounced { .. } => {
                 // No guard for the push itself: it allocates only when the queue grows, and
                 // then under a guard of its own (a guard per task event cost 188 instructions
-                // per tagged task under callgrind, `docs/benchmarks.md`).
+                // per tagged task under callgrind, `docs/benchmarks-history.md`).
                 let waiting = queue_task(&self.tasks, ev, clock::coarse_ms());
                 if waiting > queue::HARD_CAP {
                     let _g = tag::untracked();

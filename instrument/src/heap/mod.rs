@@ -1,7 +1,7 @@
 //! The tracking global allocator: charges every heap byte to the connection whose code
 //! allocated it.
 //!
-//! Design (alternatives measured in docs/benchmarks.md):
+//! Design (alternatives measured in docs/benchmarks-history.md):
 //! - an 8-byte header before each block holds the owner's tag, so a free credits the owner on
 //!   any thread, after close, and realloc keeps the owner;
 //! - counts go to a small per-thread cache ([`batch`]) and reach the shared per-slot counters

@@ -4,7 +4,9 @@
 //! built as (0) without the leakscope dependency, (a) leakscope off, (b) leakscope on (hooks
 //! and tracking allocator), (c) console-subscriber only, (d) leakscope on plus
 //! console-subscriber; each with a clean and a leaky handler; interleaved rounds; medians;
-//! ratios against (a) measured in the same round.
+//! ratios against (a) measured in the same round, with their range over the rounds. Besides
+//! the clients' view (latency, throughput) it reads the server's own CPU time per round trip
+//! (`/proc/<pid>/stat`, all its threads).
 //!
 //! Flags: `--bin-dir DIR` (the variant binaries `echo-server-{none,a,b,c,d}`), `--rounds N`
 //! (3), `--duration S` (30), `--clients N` (100), `--size BYTES` (1024), `--churn K` (1000
@@ -20,7 +22,7 @@ use std::time::Duration;
 use loadgen::args::Args;
 use loadgen::load::{self, LoadConfig};
 use loadgen::probe;
-use loadgen::report::{self, median};
+use loadgen::report::{self, median, spread};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const VARIANTS: [(&str, &str, bool); 5] = [
@@ -46,8 +48,9 @@ struct Plan {
     out: Option<PathBuf>,
 }
 
-/// Per (variant, handler): the throughput and p99 ratios against (a), one per round.
-type Ratios = BTreeMap<(String, String), (Vec<f64>, Vec<f64>)>;
+/// Per (variant, handler): the throughput, p99 and server-CPU-per-message ratios against
+/// (a), one per round.
+type Ratios = BTreeMap<(String, String), [Vec<f64>; 3]>;
 
 #[derive(Clone, Copy, Debug)]
 struct Run {
@@ -56,6 +59,9 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     max_us: f64,
+    /// The server's CPU time (user and system, all its threads) per round trip during the
+    /// load, in microseconds.
+    cpu_us: f64,
     growth: i64,
     peak: u64,
     leaks: Option<probe::Leaks>,
@@ -143,9 +149,12 @@ async fn one_run(plan: &Plan, variant: &str, tracked: bool, route: &str) -> Resu
     .await
     .map_err(|_| "the server did not start within 30 s".to_owned())??;
     let (rss0, _) = probe::rss(pid).ok_or("cannot read the server's RSS")?;
+    let cpu = || probe::cpu_seconds(pid).ok_or("cannot read the server's CPU time");
+    let cpu0 = cpu()?;
     let mut cfg = plan.load.clone();
     cfg.url = format!("ws://{addr}{route}");
     let r = load::run(cfg).await?;
+    let cpu_us = (cpu()? - cpu0) * 1e6 / r.messages.max(1) as f64;
     // Let closes settle and the grace period pass, the same wait for every variant.
     tokio::time::sleep(Duration::from_millis(plan.grace_ms + 1500)).await;
     let (rss1, peak) = probe::rss(pid).ok_or("cannot read the server's RSS")?;
@@ -162,6 +171,7 @@ async fn one_run(plan: &Plan, variant: &str, tracked: bool, route: &str) -> Resu
         p50_us: h.value_at_quantile(0.5) as f64,
         p99_us: h.value_at_quantile(0.99) as f64,
         max_us: h.max() as f64,
+        cpu_us,
         growth: rss1 as i64 - rss0 as i64,
         peak,
         leaks,
@@ -184,11 +194,11 @@ fn machine() -> String {
 fn table(plan: &Plan, runs: &BTreeMap<(String, String), Vec<Run>>, ratios: &Ratios) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{} clients, {} B binary round trips, {} s per run, reconnect every {} round trips ({}% dropped without a close frame), server on a 1-worker tokio runtime, {} interleaved rounds, medians; machine: {}.\n\n",
+        "{} clients, {} B binary round trips, {} s per run, reconnect every {} round trips ({}% dropped without a close frame), server on a 1-worker tokio runtime, {} interleaved rounds, medians; ratios against (a) in the same round, median [min–max] over the rounds; machine: {}.\n\n",
         plan.load.clients, plan.load.size, plan.load.duration.as_secs(), plan.load.churn, (plan.load.abrupt * 100.0).round(), plan.rounds, machine()
     ));
-    s.push_str("| server | handler | avg latency | p50 | p99 | max | throughput | RSS growth | peak RSS | leaked tasks | retained bytes | throughput vs (a) | p99 vs (a) |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| server | handler | avg latency | p50 | p99 | max | throughput | server CPU per msg | RSS growth | peak RSS | leaked tasks | retained bytes | throughput vs (a) | p99 vs (a) | server CPU per msg vs (a) |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (v, label, tracked) in VARIANTS {
         for (h, _) in HANDLERS {
             let Some(rs) = runs.get(&(v.to_owned(), h.to_owned())) else {
@@ -209,28 +219,23 @@ fn table(plan: &Plan, runs: &BTreeMap<(String, String), Vec<Run>>, ratios: &Rati
             } else {
                 ("not visible".into(), "not visible".into())
             };
-            let (tr, pr) = ratios
+            let [tr, pr, cr] = ratios
                 .get(&(v.to_owned(), h.to_owned()))
                 .cloned()
                 .unwrap_or_default();
-            let ratio = |v: Vec<f64>| {
-                if v.is_empty() {
-                    "-".to_owned()
-                } else {
-                    format!("{:.3}", median(v))
-                }
-            };
             s.push_str(&format!(
-                "| {label} | {h} | {} ms | {} ms | {} ms | {} ms | {:.0} msg/s | {} | {} | {leaked} | {retained} | {} | {} |\n",
+                "| {label} | {h} | {} ms | {} ms | {} ms | {} ms | {:.0} msg/s | {:.1} µs | {} | {} | {leaked} | {retained} | {} | {} | {} |\n",
                 report::ms(m(|r| r.avg_us)),
                 report::ms(m(|r| r.p50_us)),
                 report::ms(m(|r| r.p99_us)),
                 report::ms(m(|r| r.max_us)),
                 m(|r| r.throughput),
+                m(|r| r.cpu_us),
                 report::bytes(m(|r| r.growth as f64) as i64),
                 report::bytes(m(|r| r.peak as f64) as i64),
-                ratio(tr),
-                ratio(pr),
+                spread(&tr, 3),
+                spread(&pr, 3),
+                spread(&cr, 3),
             ));
         }
     }
@@ -272,8 +277,9 @@ async fn main() -> ExitCode {
         for ((v, h), r) in &this_round {
             if let Some(base) = this_round.get(&("a".to_owned(), h.clone())) {
                 let e = ratios.entry((v.clone(), h.clone())).or_default();
-                e.0.push(r.throughput / base.throughput);
-                e.1.push(r.p99_us / base.p99_us);
+                e[0].push(r.throughput / base.throughput);
+                e[1].push(r.p99_us / base.p99_us);
+                e[2].push(r.cpu_us / base.cpu_us);
             }
             runs.entry((v.clone(), h.clone())).or_default().push(*r);
         }

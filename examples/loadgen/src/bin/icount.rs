@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use loadgen::args::Args;
 use loadgen::icount::{self, Work};
-use loadgen::report::median;
+use loadgen::report::{median, spread};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const VARIANTS: [(&str, &str); 2] = [("a", "(a) leakscope off"), ("b", "(b) leakscope on")];
@@ -269,17 +269,6 @@ async fn run(plan: Plan) -> Result<String, String> {
         VARIANTS[0].1,
         VARIANTS[1].1,
     ))
-}
-
-/// `median [min–max]` with `digits` decimals.
-fn spread(v: &[f64], digits: usize) -> String {
-    let (lo, hi) = v
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
-    format!(
-        "{:.digits$} [{lo:.digits$}–{hi:.digits$}]",
-        median(v.to_vec())
-    )
 }
 
 fn main() -> ExitCode {

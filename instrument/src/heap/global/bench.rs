@@ -90,3 +90,13 @@ pub fn stack_walks_handed_over() -> u64 {
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
     0
 }
+
+/// Unwind rules the sampled walker read from the objects' tables, not from its cache (0 where
+/// the walker is libgcc's).
+#[cfg(feature = "enabled")]
+pub fn stack_walk_rules_read() -> u64 {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
+    return super::tracking::slow::unwind::rules_read();
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64", not(miri))))]
+    0
+}

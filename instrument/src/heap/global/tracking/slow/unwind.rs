@@ -112,6 +112,8 @@ struct Stats {
 static UNWINDER: Mutex<Option<Unwinder>> = Mutex::new(None);
 /// Walks handed to libgcc (for tests: none on ordinary stacks).
 static HANDED_OVER: AtomicU64 = AtomicU64::new(0);
+/// Rules read from the unwind tables (not found in the cache), over the process's life.
+static RULES_READ: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// This thread's stack, as (lowest, highest) address: 0, 0 until asked; 1, 0 when unknown.
@@ -203,6 +205,12 @@ pub(crate) fn handed_over() -> u64 {
     HANDED_OVER.load(Ordering::Relaxed)
 }
 
+/// Rules read from the unwind tables so far (each costs thousands of instructions; a steady
+/// program reads none).
+pub(crate) fn rules_read() -> u64 {
+    RULES_READ.load(Ordering::Relaxed)
+}
+
 impl Unwinder {
     fn new() -> Self {
         Unwinder {
@@ -291,6 +299,7 @@ impl Unwinder {
     fn read_rule(&mut self, at: usize, slot: usize) -> Packed {
         let rule = Packed::of(find(at, &mut self.ctx));
         self.stats.read += 1;
+        RULES_READ.fetch_add(1, Ordering::Relaxed);
         self.cache[slot] = (at, rule);
         rule
     }
