@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use loadgen::args::Args;
 use loadgen::icount::{self, Work};
-use loadgen::report::{median, spread};
+use loadgen::report::spread;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const VARIANTS: [(&str, &str); 2] = [("a", "(a) leakscope off"), ("b", "(b) leakscope on")];

@@ -176,6 +176,24 @@ fn a_read_is_an_aligned_word_between_the_walks_frame_and_the_stacks_top() {
     assert!(readable(lo + 8, lo, 15) && !readable(lo + 16, lo, 15));
 }
 
+proptest::proptest! {
+    /// The one-test bounds check against the plain one it replaces, on stacks anywhere in a
+    /// 47-bit address space and addresses anywhere at all (near the stack, and wild).
+    #[test]
+    fn the_bounds_test_is_the_plain_one(
+        lo_words in 0usize..(1 << 44),
+        span in 0usize..(1 << 24),
+        near in -(1isize << 25)..(1isize << 25),
+        wild in proptest::prelude::any::<usize>(),
+    ) {
+        let lo = lo_words * 8;
+        let plain = |at: usize| at >= lo && at - lo <= span && at.is_multiple_of(8);
+        for at in [lo.wrapping_add_signed(near), wild] {
+            proptest::prop_assert_eq!(readable(at, lo, span), plain(at), "at {:#x}", at);
+        }
+    }
+}
+
 #[test]
 fn a_rule_the_loop_cannot_apply_is_handed_over() {
     let step = |rbp| Rule::Step {
