@@ -90,7 +90,10 @@ fn main() {
         .install();
     let off = runtime(false, workers);
     let on = runtime(true, workers);
-    println!("{workers} worker thread(s), {rounds} alternating rounds, medians\n");
+    println!(
+        "{workers} worker thread(s), {rounds} alternating rounds, medians; each round's on/off, \
+         median [min-max]\n"
+    );
     type Work = (
         &'static str,
         fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
@@ -106,8 +109,8 @@ fn main() {
     ];
     let wanted =
         |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
-    println!("| workload | context | off (median) | on (median) | on/off |");
-    println!("|---|---|---|---|---|");
+    println!("| workload | context | off (median) | on (median) | on/off | per round on/off |");
+    println!("|---|---|---|---|---|---|");
     for (key, (name, make)) in works {
         if !wanted(&only_work, key) {
             continue;
@@ -136,9 +139,21 @@ fn main() {
             if t_off.is_empty() || t_on.is_empty() {
                 continue;
             }
+            // The same round's two runs, before the medians sort them.
+            let mut per_round: Vec<f64> = t_on
+                .iter()
+                .zip(&t_off)
+                .map(|(b, a)| b.as_secs_f64() / a.as_secs_f64())
+                .collect();
+            per_round.sort_by(f64::total_cmp);
+            let (lo, mid, hi) = (
+                per_round[0],
+                per_round[per_round.len() / 2],
+                per_round[per_round.len() - 1],
+            );
             let (a, b) = (median(&mut t_off), median(&mut t_on));
             println!(
-                "| {name} | {} | {:.0} ms | {:.0} ms | {:.2}x |",
+                "| {name} | {} | {:.0} ms | {:.0} ms | {:.2}x | {mid:.2}x [{lo:.2}-{hi:.2}] |",
                 if tagged {
                     "inside a connection"
                 } else {
