@@ -28,9 +28,12 @@ use super::with_libgcc;
 const RBP: Register = Register(6);
 const RSP: Register = Register(7);
 const RA: Register = Register(16);
-/// Cached rules (direct-mapped by address; a power of two).
-const CACHED: usize = 4096;
-const _: () = assert!(CACHED.is_power_of_two());
+/// Cached rules: sets of [`WAYS`] addresses, chosen by a hash of the address (a power of two).
+const SETS: usize = 1024;
+/// Addresses per set. A server's walks meet hundreds of return addresses; with one per set, two
+/// hot ones sharing a set would read their rules again on every walk that meets both.
+const WAYS: usize = 4;
+const _: () = assert!(SETS.is_power_of_two());
 
 /// How to step from a frame to its caller.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,9 +97,12 @@ impl Packed {
 /// A cache slot no address has: `at` is a code address less one, never `usize::MAX`.
 const EMPTY: (usize, Packed) = (usize::MAX, Packed::UNKNOWN);
 
+/// One set of the cache: its most recently read rule first.
+type Set = [(usize, Packed); WAYS];
+
 struct Unwinder {
-    /// Direct-mapped by a hash of the address: a fixed size, so the index needs no check.
-    cache: Box<[(usize, Packed); CACHED]>,
+    /// Sets chosen by a hash of the address: a fixed size, so the index needs no check.
+    cache: Box<[Set; SETS]>,
     ctx: UnwindContext<usize>,
     /// The last walk's counts (for tests).
     stats: Stats,
@@ -214,10 +220,10 @@ pub(crate) fn rules_read() -> u64 {
 impl Unwinder {
     fn new() -> Self {
         Unwinder {
-            cache: vec![EMPTY; CACHED]
+            cache: vec![[EMPTY; WAYS]; SETS]
                 .into_boxed_slice()
                 .try_into()
-                .unwrap_or_else(|_| unreachable!("CACHED entries")),
+                .unwrap_or_else(|_| unreachable!("SETS sets")),
             ctx: UnwindContext::new(),
             stats: Stats::default(),
         }
@@ -284,25 +290,41 @@ impl Unwinder {
     /// The rule at `at`, from the cache or the objects' unwind tables.
     #[inline(always)]
     fn rule(&mut self, at: usize) -> Packed {
-        let slot =
-            ((at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - CACHED.ilog2())) as usize;
-        let entry = self.cache[slot];
-        if entry.0 == at {
-            return entry.1;
+        let set = set_of(at);
+        if let Some(rule) = cached(&self.cache[set], at) {
+            return rule;
         }
-        self.read_rule(at, slot)
+        self.read_rule(at, set)
     }
 
     /// A rule not cached: read from the objects' unwind tables, then cached.
     #[cold]
     #[inline(never)]
-    fn read_rule(&mut self, at: usize, slot: usize) -> Packed {
+    fn read_rule(&mut self, at: usize, set: usize) -> Packed {
         let rule = Packed::of(find(at, &mut self.ctx));
         self.stats.read += 1;
         RULES_READ.fetch_add(1, Ordering::Relaxed);
-        self.cache[slot] = (at, rule);
+        keep(&mut self.cache[set], at, rule);
         rule
     }
+}
+
+/// The cache's set for the address `at`.
+#[inline(always)]
+fn set_of(at: usize) -> usize {
+    ((at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SETS.ilog2())) as usize
+}
+
+/// The rule `set` holds for `at`, if any.
+#[inline(always)]
+fn cached(set: &Set, at: usize) -> Option<Packed> {
+    set.iter().find(|e| e.0 == at).map(|e| e.1)
+}
+
+/// Puts `at`'s rule first in `set`; the set's oldest read goes.
+fn keep(set: &mut Set, at: usize, rule: Packed) {
+    set.copy_within(..WAYS - 1, 1);
+    set[0] = (at, rule);
 }
 
 /// Whether `at` is an aligned word in `[lo, lo + span]` (`lo` 8-aligned), in one test: a

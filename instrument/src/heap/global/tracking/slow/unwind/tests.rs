@@ -220,3 +220,32 @@ fn a_rule_the_loop_cannot_apply_is_handed_over() {
     assert_eq!(Packed::of(Rule::End).kind, END);
     assert_eq!(Packed::of(Rule::Unknown).kind, UNKNOWN);
 }
+
+#[test]
+fn addresses_that_share_a_set_keep_their_rules_until_a_fifth_comes() {
+    let rule = |cfa| Packed {
+        kind: FROM_RSP,
+        cfa,
+        ra: -8,
+        rbp: 0,
+    };
+    // Five addresses of one set, found by their hash.
+    let target = set_of(0x5555_0000_1000);
+    let same: Vec<usize> = (0x5555_0000_1000usize..)
+        .filter(|&a| set_of(a) == target)
+        .take(WAYS + 1)
+        .collect();
+    let mut set = [EMPTY; WAYS];
+    for (i, &a) in same[..WAYS].iter().enumerate() {
+        keep(&mut set, a, rule(i as i32 + 8));
+    }
+    for (i, &a) in same[..WAYS].iter().enumerate() {
+        assert_eq!(cached(&set, a), Some(rule(i as i32 + 8)), "{a:#x}");
+    }
+    keep(&mut set, same[WAYS], rule(99));
+    assert_eq!(cached(&set, same[0]), None, "the oldest goes");
+    for (i, &a) in same[1..].iter().enumerate() {
+        assert!(cached(&set, a).is_some(), "way {i}");
+    }
+    assert_eq!(cached(&[EMPTY; WAYS], usize::MAX - 1), None);
+}
