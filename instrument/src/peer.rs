@@ -1,6 +1,6 @@
 //! A connection's peer: text as a caller gave it, or a socket address that is formatted only
 //! when something shows it. Formatting an address (`127.0.0.1:40312`) costs about 1,750
-//! instructions (callgrind, `docs/benchmarks.md`), and a connection that no snapshot and no
+//! instructions (callgrind, `docs/benchmarks-history.md`, session 10), and a connection that no snapshot and no
 //! subscriber ever shows needs no text.
 
 use std::net::SocketAddr;

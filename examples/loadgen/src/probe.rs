@@ -104,8 +104,20 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_used_some_cpu() {
-        let spent = cpu_seconds(std::process::id()).expect("/proc/self/stat");
-        assert!(spent >= 0.0 && spent.is_finite());
+    fn this_process_cpu_time_grows_while_it_works() {
+        let me = std::process::id();
+        let start = cpu_seconds(me).expect("/proc/<pid>/stat");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut x = 0u64;
+        // Work until the kernel's tick-granular count moves (a 10 ms tick), or give up.
+        while cpu_seconds(me).expect("/proc/<pid>/stat") <= start {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CPU time counted in 30 s"
+            );
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
     }
 }

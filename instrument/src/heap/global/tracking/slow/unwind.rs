@@ -28,12 +28,6 @@ use super::with_libgcc;
 const RBP: Register = Register(6);
 const RSP: Register = Register(7);
 const RA: Register = Register(16);
-/// Cached rules: sets of [`WAYS`] addresses, chosen by a hash of the address (a power of two).
-const SETS: usize = 1024;
-/// Addresses per set. A server's walks meet hundreds of return addresses; with one per set, two
-/// hot ones sharing a set would read their rules again on every walk that meets both.
-const WAYS: usize = 4;
-const _: () = assert!(SETS.is_power_of_two());
 
 /// How to step from a frame to its caller.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,54 +45,6 @@ enum Rule {
     /// Not a rule this walker applies: libgcc walks.
     Unknown,
 }
-
-/// A [`Rule`] as the walk's loop applies it: plain offsets, what to step from in `kind`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Packed {
-    /// [`FROM_RSP`], [`FROM_RBP`], [`END`] or [`UNKNOWN`].
-    kind: u32,
-    cfa: i32,
-    ra: i32,
-    /// The caller's RBP at CFA + `rbp`; 0: RBP is unchanged (no rule saves it at CFA + 0,
-    /// the caller's own stack; such a rule is [`UNKNOWN`]).
-    rbp: i32,
-}
-
-const FROM_RSP: u32 = 0;
-const FROM_RBP: u32 = 1;
-const END: u32 = 2;
-const UNKNOWN: u32 = 3;
-
-impl Packed {
-    const UNKNOWN: Packed = Packed {
-        kind: UNKNOWN,
-        cfa: 0,
-        ra: 0,
-        rbp: 0,
-    };
-
-    fn of(rule: Rule) -> Packed {
-        match rule {
-            Rule::Step { fp, cfa, ra, rbp } if rbp != Some(0) => Packed {
-                kind: if fp { FROM_RBP } else { FROM_RSP },
-                cfa,
-                ra,
-                rbp: rbp.unwrap_or(0),
-            },
-            Rule::End => Packed {
-                kind: END,
-                ..Packed::UNKNOWN
-            },
-            Rule::Step { .. } | Rule::Unknown => Packed::UNKNOWN,
-        }
-    }
-}
-
-/// A cache slot no address has: `at` is a code address less one, never `usize::MAX`.
-const EMPTY: (usize, Packed) = (usize::MAX, Packed::UNKNOWN);
-
-/// One set of the cache: its most recently read rule first.
-type Set = [(usize, Packed); WAYS];
 
 struct Unwinder {
     /// Sets chosen by a hash of the address: a fixed size, so the index needs no check.
@@ -265,7 +211,7 @@ impl Unwinder {
                 END => break,
                 _ => return None,
             };
-            from_rbp += rule.kind;
+            from_rbp += rule.kind; // 1 from RBP, 0 from RSP (asserted where they are defined)
             // Wrapping: a wrong rule gives an address `read` refuses, never a fault.
             let cfa = base.wrapping_add_signed(rule.cfa as isize);
             if cfa <= sp {
@@ -309,26 +255,9 @@ impl Unwinder {
     }
 }
 
-/// The cache's set for the address `at`.
-#[inline(always)]
-fn set_of(at: usize) -> usize {
-    ((at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SETS.ilog2())) as usize
-}
-
-/// The rule `set` holds for `at`, if any.
-#[inline(always)]
-fn cached(set: &Set, at: usize) -> Option<Packed> {
-    set.iter().find(|e| e.0 == at).map(|e| e.1)
-}
-
-/// Puts `at`'s rule first in `set`; the set's oldest read goes.
-fn keep(set: &mut Set, at: usize, rule: Packed) {
-    set.copy_within(..WAYS - 1, 1);
-    set[0] = (at, rule);
-}
-
-/// Whether `at` is an aligned word in `[lo, lo + span]` (`lo` 8-aligned), in one test: a
-/// misaligned offset from `lo` rotates its low bits to the top, above any span.
+/// Whether `at` is an aligned word in `[lo, lo + span]` (`lo` 8-aligned, `lo + span` not
+/// overflowing: the walk's own stack), in one test: a misaligned offset from `lo` rotates its
+/// low bits to the top, above any span.
 #[inline(always)]
 fn readable(at: usize, lo: usize, span: usize) -> bool {
     at.wrapping_sub(lo).rotate_right(3) <= span >> 3
@@ -404,7 +333,9 @@ fn same_callers(ours: &[usize], theirs: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
+mod rules;
 mod tables;
+use rules::{EMPTY, END, FROM_RBP, FROM_RSP, Packed, SETS, Set, WAYS, cached, keep, set_of};
 use tables::find;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The walker against libgcc's on the same stacks: the same callers, frame for frame, and no
 //! walk handed over where it should not be.
 
+use super::rules::UNKNOWN;
 use super::*;
 
 type Walks = (Vec<usize>, Vec<usize>, Stats);
@@ -244,8 +245,13 @@ fn addresses_that_share_a_set_keep_their_rules_until_a_fifth_comes() {
     }
     keep(&mut set, same[WAYS], rule(99));
     assert_eq!(cached(&set, same[0]), None, "the oldest goes");
-    for (i, &a) in same[1..].iter().enumerate() {
-        assert!(cached(&set, a).is_some(), "way {i}");
+    for (i, &a) in same[1..WAYS].iter().enumerate() {
+        assert_eq!(cached(&set, a), Some(rule(i as i32 + 9)), "{a:#x}");
     }
-    assert_eq!(cached(&[EMPTY; WAYS], usize::MAX - 1), None);
+    assert_eq!(cached(&set, same[WAYS]), Some(rule(99)));
+    assert_eq!(
+        cached(&[EMPTY; WAYS], same[0]),
+        None,
+        "an empty set holds nothing"
+    );
 }
