@@ -4,8 +4,7 @@
 //! iteration counts and divides the difference), or directly:
 //! `alloc_icount <system|tracking|unsampled> <16B|64B|1KiB|mixed|grow> <pairs>` (`unsampled`:
 //! tracking with allocation sampling off; `grow`: a block grown from 16 B to 64 KiB by doubling,
-//! then freed, per "pair"; with `ALLOC_ICOUNT_RULES` set it also prints how many unwind rules the
-//! sampled walks read). The allocators are called directly and inline into the loop;
+//! then freed, per "pair"). The allocators are called directly and inline into the loop;
 //! a program reaches its `#[global_allocator]` through `__rust_alloc` and `__rust_dealloc`,
 //! which add a call, and for `TrackingAlloc` a saved register (`docs/benchmarks-history.md` counts
 //! them in the echo server's binary).
@@ -90,9 +89,6 @@ fn main() {
             run(&layouts, WARMUP + n, |l| alloc_bench::pair(&System, l));
         }
     });
-    if std::env::var_os("ALLOC_ICOUNT_RULES").is_some() {
-        eprintln!("rules read: {}", alloc_bench::stack_walk_rules_read());
-    }
 }
 
 /// `pairs` pairs (rounded down to whole rounds of `layouts`), each layout opaque to the

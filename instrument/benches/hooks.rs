@@ -146,11 +146,10 @@ fn main() {
                 .map(|(b, a)| b.as_secs_f64() / a.as_secs_f64())
                 .collect();
             per_round.sort_by(f64::total_cmp);
-            let (lo, mid, hi) = (
-                per_round[0],
-                per_round[per_round.len() / 2],
-                per_round[per_round.len() - 1],
-            );
+            let n = per_round.len();
+            // The median; of an even count, the mean of the middle two (as the other tables').
+            let mid = (per_round[(n - 1) / 2] + per_round[n / 2]) / 2.0;
+            let (lo, hi) = (per_round[0], per_round[n - 1]);
             let (a, b) = (median(&mut t_off), median(&mut t_on));
             println!(
                 "| {name} | {} | {:.0} ms | {:.0} ms | {:.2}x | {mid:.2}x [{lo:.2}-{hi:.2}] |",

@@ -195,8 +195,9 @@ proptest::proptest! {
     }
 }
 
+/// The loop hands a walk to libgcc on an `UNKNOWN` kind; this checks which rules pack to it.
 #[test]
-fn a_rule_the_loop_cannot_apply_is_handed_over() {
+fn a_rule_the_loop_cannot_apply_packs_as_unknown() {
     let step = |rbp| Rule::Step {
         fp: true,
         cfa: 16,
